@@ -1,0 +1,39 @@
+# The two commands: `make demo` and `make test`. Both build .venv from the pinned CPU
+# requirements first, and only when it is missing or a requirements file changed.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.requirements.stamp
+DEMO_DIR := data/demo
+DEMO_SAVE := results/demo
+
+.PHONY: venv demo test bench clean-demo
+
+$(STAMP): requirements-cpu.txt requirements-common.txt constraints.txt
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --disable-pip-version-check -r requirements-cpu.txt
+	touch $(STAMP)
+
+venv: $(STAMP)
+
+demo: venv
+	$(PY) -m data.demo --out $(DEMO_DIR)
+	$(PY) main.py --data_name=demo --data_dir=$(DEMO_DIR) --gpu_idx=-1 --pretrained=none \
+		--backbone=googlenet --embed_dim=128 --image_size=64 \
+		--loss=hphn_triplet --n_inner_pts=2 --ee_l2norm=True --margin=0.1 \
+		--batch_size=32 --num_instances=8 --num_workers=2 \
+		--optim=adam --lr=0.001 --lr_decay_factor=0.5 --lr_decay_epochs=30 \
+		--epochs=40 --eval_epoch_term=5 --summary_step=5 --seed=0 \
+		--save_dir=$(DEMO_SAVE) $(DEMO_FLAGS)
+	@echo "TensorBoard: $(VENV)/bin/tensorboard --logdir=results"
+
+test: venv
+	$(PY) -m pytest -q tests
+
+bench: venv
+	$(PY) bench/bench_loss.py
+	$(PY) bench/bench_data.py
+	$(PY) bench/bench_train_step.py
+
+clean-demo:
+	rm -rf $(DEMO_DIR) $(DEMO_SAVE)

@@ -1,0 +1,127 @@
+"""Command-line flags: the original release's names and defaults, grouped, each one honoured."""
+import argparse
+
+
+def str2bool(value):
+    """'true'/'false'/'1'/'0' (any case) → bool; anything else is an error, not False."""
+    text = str(value).strip().lower()
+    if text in ("true", "1"):
+        return True
+    if text in ("false", "0"):
+        return False
+    raise argparse.ArgumentTypeError("expected True or False, got %r" % value)
+
+
+def int_list(value):
+    """'400,800' → [400, 800]."""
+    try:
+        items = [int(part) for part in str(value).split(",") if part.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            "expected comma-separated integers such as 1,2,4,8, got %r" % value
+        ) from None
+    if not items:
+        raise argparse.ArgumentTypeError("expected at least one integer, got %r" % value)
+    return items
+
+
+def build_parser():
+    parser = argparse.ArgumentParser(
+        description="Embedding Expansion (CVPR 2020) deep metric learning in MXNet Gluon.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    data = parser.add_argument_group("data")
+    data.add_argument("--data_name", default="car196",
+                      help="dataset: cars196 (alias car196, the original's default) or demo")
+    data.add_argument("--data_dir", default=None,
+                      help="dataset directory (default: ./data/CARS_196 for cars196, "
+                           "./data/demo for demo)")
+    data.add_argument("--image_size", default=227, type=int, help="width and height of the input images")
+    data.add_argument("--batch_size", default=128, type=int, help="images per iteration (over all devices)")
+    data.add_argument("--num_instances", default=32, type=int,
+                      help="images per class in a batch (even when EE is used)")
+    data.add_argument("--num_workers", default=10, type=int, help="data loading worker processes")
+
+    model = parser.add_argument_group("model")
+    model.add_argument("--backbone", default="googlenet", help="backbone network")
+    model.add_argument("--embed_dim", default=512, type=int, help="dimension of the embeddings")
+    model.add_argument("--pretrained", default="imagenet",
+                       help="backbone weights: imagenet (GluonCV model store), a .params path, or none")
+
+    loss = parser.add_argument_group("loss")
+    loss.add_argument("--loss", default="hphn-triplet", help="loss name (hphn_triplet = hphn-triplet)")
+    loss.add_argument("--margin", default=1e-5, type=float, help="triplet margin of HPHN-triplet")
+    loss.add_argument("--soft_margin", default=False, type=str2bool,
+                      help="HPHN-triplet with log(1 + exp(d_ap - d_an)) instead of the hinge")
+    loss.add_argument("--n_inner_pts", default=2, type=int,
+                      help="synthetic points per pair for Embedding Expansion; 0 disables EE")
+    loss.add_argument("--ee_l2norm", default=True, type=str2bool,
+                      help="L2-normalise the synthetic points of EE")
+    loss.add_argument("--alpha", default=10, type=float,
+                      help="kept for compatibility with the original (unused by hphn-triplet)")
+    loss.add_argument("--beta", default=1.2, type=float,
+                      help="kept for compatibility with the original (unused by hphn-triplet)")
+    loss.add_argument("--sigma", default=0.5, type=float,
+                      help="kept for compatibility with the original (unused by hphn-triplet)")
+
+    optim = parser.add_argument_group("optimiser")
+    optim.add_argument("--optim", default="adam", choices=["adam", "sgd"], help="optimiser")
+    optim.add_argument("--lr", default=0.0001, type=float, help="base learning rate")
+    optim.add_argument("--wd", default=0.0005, type=float, help="weight decay")
+    optim.add_argument("--momentum", default=0.9, type=float, help="momentum of SGD")
+    optim.add_argument("--base_lr_mult", default=1.0, type=float,
+                       help="learning-rate multiplier of the backbone's parameters")
+    optim.add_argument("--lr_decay_factor", default=0.5, type=float,
+                       help="learning rate multiplier at each epoch of --lr_decay_epochs")
+    optim.add_argument("--lr_decay_epochs", default=[10, 20, 40, 80], type=int_list,
+                       help="comma-separated epochs at which the learning rate decays")
+    optim.add_argument("--epochs", default=5000, type=int,
+                       help="training epochs; an epoch is num_train_classes x num_instances images")
+    optim.add_argument("--start_epoch", default=0, type=int,
+                       help="epoch to start counting from (learning-rate schedule and logs)")
+    optim.add_argument("--seed", default=0, type=int, help="random seed")
+    optim.add_argument("--kvstore", default="device", help="MXNet kvstore type")
+    optim.add_argument("--gpu_idx", default=None,
+                       help="nothing: GPU 0 if visible else CPU; -1: CPU; 0,1: data parallel on GPUs")
+
+    evaluation = parser.add_argument_group("evaluation and logging")
+    evaluation.add_argument("--eval_epoch_term", default=50, type=int, help="evaluate every N epochs")
+    evaluation.add_argument("--eval_at_start", default=True, type=str2bool,
+                            help="evaluate once before training, as a baseline")
+    evaluation.add_argument("--recallk", default=[1, 2, 4, 8], type=int_list,
+                            help="ranks K of Recall@K")
+    evaluation.add_argument("--summary_step", default=10, type=int,
+                            help="log loss and lr every N iterations")
+    evaluation.add_argument("--save_dir", default="./log/will/be/saved/here",
+                            help="directory for logs, parameters and results")
+    evaluation.add_argument("--progress", default=True, type=str2bool, help="show progress bars")
+    return parser
+
+
+def validate_args(args):
+    """Cross-flag checks that argparse cannot express; one-line ValueErrors."""
+    positive = ("image_size", "batch_size", "num_instances", "embed_dim", "epochs",
+                "eval_epoch_term", "summary_step")
+    for name in positive:
+        if getattr(args, name) < 1:
+            raise ValueError("--%s must be a positive integer, got %d" % (name, getattr(args, name)))
+    if args.num_workers < 0:
+        raise ValueError("--num_workers must be 0 or more, got %d" % args.num_workers)
+    if args.n_inner_pts < 0:
+        raise ValueError("--n_inner_pts must be 0 (no EE) or more, got %d" % args.n_inner_pts)
+    if args.batch_size % args.num_instances:
+        raise ValueError(
+            "--batch_size %d is not a multiple of --num_instances %d; choose e.g. --batch_size=%d"
+            % (args.batch_size, args.num_instances, max(1, args.batch_size // args.num_instances)
+               * args.num_instances)
+        )
+    if not 0 <= args.start_epoch < args.epochs:
+        raise ValueError("--start_epoch must be in [0, --epochs), got %d" % args.start_epoch)
+    if sorted(set(args.lr_decay_epochs)) != list(args.lr_decay_epochs) or min(args.lr_decay_epochs) < 1:
+        raise ValueError(
+            "--lr_decay_epochs must be strictly increasing positive epochs, got %s"
+            % ",".join(map(str, args.lr_decay_epochs))
+        )
+    if min(args.recallk) < 1:
+        raise ValueError("--recallk must list positive ranks, got %s" % ",".join(map(str, args.recallk)))
+    return args

@@ -1,0 +1,52 @@
+"""TensorBoard scalars under the original release's tags, plus a per-epoch CSV.
+
+Tags: ``loss`` and ``lr`` every ``summary_step`` iterations (x = global step); ``loss_epoch`` (the
+epoch's mean loss) and ``lr_epoch`` (x = epoch); ``metric/R{k}`` (x = global step),
+``metric_epoch/R{k}`` (x = epoch), and the best R@1 so far as ``metric/R{k}/best`` and
+``metric_epoch/R{k}/best`` whenever it improves.
+"""
+import csv
+import os
+
+from tensorboardX import SummaryWriter
+
+
+class TrainingSummary:
+    """Writes the event file in ``log_dir/tensorboard_log`` and ``log_dir/summary.csv``."""
+
+    def __init__(self, log_dir, purge_step=None):
+        self.writer = SummaryWriter(os.path.join(log_dir, "tensorboard_log"), purge_step=purge_step)
+        self.csv_path = os.path.join(log_dir, "summary.csv")
+
+    def step(self, global_step, loss, lr):
+        self.writer.add_scalar("loss", loss, global_step)
+        self.writer.add_scalar("lr", lr, global_step)
+
+    def epoch(self, epoch, mean_loss, lr):
+        self.writer.add_scalar("loss_epoch", mean_loss, epoch)
+        self.writer.add_scalar("lr_epoch", lr, epoch)
+
+    def metrics(self, global_step, epoch, metrics, prefix="R"):
+        """Log ``{k: value}`` as ``metric/R{k}`` and ``metric_epoch/R{k}``."""
+        for k, value in metrics.items():
+            self.writer.add_scalar("metric/%s%s" % (prefix, k), value, global_step)
+            self.writer.add_scalar("metric_epoch/%s%s" % (prefix, k), value, epoch)
+
+    def best(self, global_step, epoch, k, value, prefix="R"):
+        self.writer.add_scalar("metric/%s%s/best" % (prefix, k), value, global_step)
+        self.writer.add_scalar("metric_epoch/%s%s/best" % (prefix, k), value, epoch)
+
+    def csv_row(self, row):
+        """Append one row (a dict) to summary.csv, writing the header with the first row."""
+        new_file = not os.path.exists(self.csv_path)
+        with open(self.csv_path, "a", newline="") as handle:
+            writer = csv.DictWriter(handle, fieldnames=list(row))
+            if new_file:
+                writer.writeheader()
+            writer.writerow(row)
+
+    def flush(self):
+        self.writer.flush()
+
+    def close(self):
+        self.writer.close()
