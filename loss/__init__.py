@@ -1,0 +1,51 @@
+"""Metric-learning losses as Gluon HybridBlocks, and their registry.
+
+Usage::
+
+    from loss import get_loss
+    loss_fn = get_loss("hphn-triplet", margin=1e-5, num_instances=32, n_inner_pts=2)
+    loss_fn.hybridize(static_alloc=True, static_shape=True)
+    values = loss_fn(embeddings, labels)  # (B,); train on values.sum() / backward() of the vector
+"""
+from .distance import pairwise_euclidean, same_label_mask
+from .embedding_expansion import EmbeddingExpansion
+from .hphn_triplet import HPHNTripletLoss
+
+__all__ = [
+    "LOSSES",
+    "EmbeddingExpansion",
+    "HPHNTripletLoss",
+    "get_loss",
+    "normalize_loss_name",
+    "pairwise_euclidean",
+    "same_label_mask",
+]
+
+LOSSES = {
+    "hphn_triplet": HPHNTripletLoss,
+}
+
+
+def normalize_loss_name(name):
+    """Canonical registry key: lower case, surrounding spaces dropped, '-' read as '_'.
+
+    >>> normalize_loss_name("HPHN-Triplet")
+    'hphn_triplet'
+    """
+    if not isinstance(name, str):
+        raise ValueError(f"loss name must be a string, got {name!r}.")
+    return name.strip().lower().replace("-", "_")
+
+
+def get_loss(name, **kwargs):
+    """Build the loss registered under ``name`` (see :func:`normalize_loss_name`) with ``kwargs``.
+
+    Raises
+    ------
+    ValueError
+        If ``name`` is not registered; the message lists the valid names.
+    """
+    key = normalize_loss_name(name)
+    if key not in LOSSES:
+        raise ValueError(f"unknown loss {name!r}; valid names: {', '.join(sorted(LOSSES))}.")
+    return LOSSES[key](**kwargs)

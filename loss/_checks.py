@@ -1,0 +1,33 @@
+"""Constructor argument checks shared by the losses: one-sentence ValueErrors, no asserts."""
+import math
+import numbers
+
+import numpy as np
+
+
+def check_int(name, value, minimum=None, even=False):
+    """Return ``value`` as an int, or raise ValueError when it is not a suitable integer."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise ValueError(f"{name} must be an integer, got {value!r}.")
+    value = int(value)
+    if minimum is not None and value < minimum:
+        raise ValueError(f"{name} must be at least {minimum}, got {value}.")
+    if even and value % 2 != 0:
+        raise ValueError(
+            f"{name} must be even (rows 2i and 2i+1 are paired as positives), got {value}."
+        )
+    return value
+
+
+def check_bool(name, value):
+    """Return ``value`` as a bool, or raise ValueError when it is not a boolean."""
+    if not isinstance(value, (bool, np.bool_)):
+        raise ValueError(f"{name} must be True or False, got {value!r}.")
+    return bool(value)
+
+
+def check_real(name, value):
+    """Return ``value`` as a float, or raise ValueError when it is not a finite real number."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value):
+        raise ValueError(f"{name} must be a finite real number, got {value!r}.")
+    return float(value)
