@@ -94,12 +94,11 @@ def run(args):
         )
     loss_fn = build_loss(args)
     net = model.build_network(args.backbone, args.embed_dim)
-    spec = data.resolve_dataset(args.data_name)
-    data_dir = args.data_dir or spec["default_dir"]
     train_loader, test_loader, info = data.build_loaders(
-        args.data_name, data_dir, args.image_size, args.batch_size, args.num_instances,
+        args.data_name, args.data_dir, args.image_size, args.batch_size, args.num_instances,
         args.num_workers, seed=args.seed,
     )
+    data_dir = info["data_dir"]
     seed_everything(args.seed)
     model.initialize_network(net, ctx, pretrained=args.pretrained)
 

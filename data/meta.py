@@ -1,0 +1,124 @@
+"""Split files: the text format that lists the images of a train or test split.
+
+Format (the one the original Embedding Expansion release ships in ``meta/CARS196``)::
+
+    image_id class_id view_id path
+    1 1 0 car_ims/000001.jpg
+    2 1 0 car_ims/000002.jpg
+    ...
+
+The first line is the header ``SPLIT_HEADER``; every other line holds four
+whitespace-separated fields: an integer image id, an integer class id (the label), an
+integer view id (we always write 0 and ignore it when reading) and the image path
+relative to the data directory. Paths therefore cannot contain whitespace.
+"""
+
+import logging
+import os
+
+import numpy as np
+
+logger = logging.getLogger(__name__)
+
+SPLIT_HEADER = "image_id class_id view_id path"
+
+_DEFAULT_FIX_HINT = (
+    "re-create it with 'python3 -m data.prepare cars196 --data_dir DIR' "
+    "(or 'python3 -m data.demo --out DIR' for the demo data)"
+)
+
+
+def write_split(path, rows):
+    """Write a split file atomically (a temporary file, then ``os.replace``).
+
+    Parameters
+    ----------
+    path : str
+        Destination file, e.g. ``data/CARS_196/train.txt``. Its directory must exist.
+    rows : iterable of (int, int, str)
+        ``(image_id, class_id, relpath)`` per image; ``relpath`` is relative to the data
+        directory and must not contain whitespace. The view id is always written as 0.
+
+    Returns
+    -------
+    int
+        The number of image lines written.
+    """
+    lines = [SPLIT_HEADER]
+    for image_id, class_id, relpath in rows:
+        relpath = str(relpath).replace(os.sep, "/")
+        if not relpath or any(ch.isspace() for ch in relpath):
+            raise ValueError(
+                "cannot write {}: image path {!r} is empty or contains whitespace, which the "
+                "split format does not allow; rename the file".format(path, relpath)
+            )
+        lines.append("{:d} {:d} 0 {}".format(int(image_id), int(class_id), relpath))
+    tmp_path = "{}.tmp{}".format(path, os.getpid())
+    with open(tmp_path, "w", encoding="utf-8") as handle:
+        handle.write("\n".join(lines) + "\n")
+    os.replace(tmp_path, path)
+    logger.debug("wrote %d images to %s", len(lines) - 1, path)
+    return len(lines) - 1
+
+
+def read_split(split_path, data_dir, fix_hint=None):
+    """Read a split file.
+
+    Parameters
+    ----------
+    split_path : str
+        The split file (``train.txt`` or ``test.txt``).
+    data_dir : str
+        Directory the relative image paths are joined to.
+    fix_hint : str, optional
+        How to re-create the file, appended to error messages (e.g. the prepare command of
+        the dataset). A generic hint is used when omitted.
+
+    Returns
+    -------
+    paths : list of str
+        Absolute image paths, in file order.
+    labels : numpy.ndarray
+        int32 class ids, shape (N,).
+
+    Raises
+    ------
+    ValueError
+        One line naming the file, the line number and the problem when the file is missing,
+        has no header, has a line without exactly four fields, a non-integer id, or no images.
+    """
+    hint = fix_hint or _DEFAULT_FIX_HINT
+    if not os.path.isfile(split_path):
+        raise ValueError("split file {} does not exist; {}".format(split_path, hint))
+    data_root = os.path.abspath(data_dir)
+    paths, labels = [], []
+    with open(split_path, "r", encoding="utf-8") as handle:
+        header = handle.readline()
+        if header.split() != SPLIT_HEADER.split():
+            raise ValueError(
+                "{}:1: expected the header '{}', found {!r}; the file is not a split file or is "
+                "truncated, {}".format(split_path, SPLIT_HEADER, header.strip()[:80], hint)
+            )
+        for line_number, line in enumerate(handle, start=2):
+            fields = line.split()
+            if not fields:
+                continue
+            if len(fields) != 4:
+                raise ValueError(
+                    "{}:{}: expected 4 fields (image_id class_id view_id path), found {} in "
+                    "{!r}; {}".format(split_path, line_number, len(fields), line.strip()[:80], hint)
+                )
+            for field_name, text in zip(("image_id", "class_id", "view_id"), fields[:3]):
+                try:
+                    int(text)
+                except ValueError:
+                    raise ValueError(
+                        "{}:{}: {} {!r} is not an integer; {}".format(
+                            split_path, line_number, field_name, text, hint
+                        )
+                    ) from None
+            labels.append(int(fields[1]))
+            paths.append(os.path.join(data_root, fields[3]))
+    if not paths:
+        raise ValueError("split file {} lists no images; {}".format(split_path, hint))
+    return paths, np.asarray(labels, dtype=np.int32)
