@@ -12,6 +12,7 @@ import json  # noqa: E402
 import logging  # noqa: E402
 import os  # noqa: E402
 import random  # noqa: E402
+import signal  # noqa: E402
 import time  # noqa: E402
 
 import mxnet as mx  # noqa: E402
@@ -20,8 +21,9 @@ import numpy as np  # noqa: E402
 import data  # noqa: E402
 import loss as losses  # noqa: E402
 import model  # noqa: E402
+from utils import checkpoint as checkpoints  # noqa: E402
 from utils.devices import resolve_contexts  # noqa: E402
-from utils.engine import evaluate, train_one_epoch  # noqa: E402
+from utils.engine import NonFiniteLossError, evaluate, train_one_epoch  # noqa: E402
 from utils.options import build_parser, validate_args  # noqa: E402
 from utils.summary import TrainingSummary  # noqa: E402
 
@@ -29,11 +31,14 @@ logger = logging.getLogger("ee_gluon")
 
 
 def setup_logging(save_dir):
+    """Console, and ``save_dir/train.log`` (appended to on resume) when save_dir is given."""
     root = logging.getLogger()
     root.setLevel(logging.INFO)
     formatter = logging.Formatter("%(asctime)s %(levelname)s %(message)s", "%H:%M:%S")
-    for handler in (logging.StreamHandler(sys.stdout),
-                    logging.FileHandler(os.path.join(save_dir, "train.log"))):
+    handlers = [logging.StreamHandler(sys.stdout)]
+    if save_dir:
+        handlers.append(logging.FileHandler(os.path.join(save_dir, "train.log")))
+    for handler in handlers:
         handler.setFormatter(formatter)
         root.addHandler(handler)
 
@@ -51,14 +56,17 @@ def build_loss(args):
     )
 
 
-def build_trainer(net, args, ctx):
+def build_trainer(net, args, ctx, kvstore=None):
     net.backbone.collect_params().setattr("lr_mult", args.base_lr_mult)
     if args.optim == "adam":
         options = {"learning_rate": args.lr, "wd": args.wd}
     else:
         options = {"learning_rate": args.lr, "wd": args.wd, "momentum": args.momentum}
-    kvstore = args.kvstore if len(ctx) > 1 else None
-    return mx.gluon.Trainer(net.collect_params(), args.optim, options, kvstore=kvstore)
+    # Distributed: workers apply the updates themselves (the optimiser state then lives with the
+    # worker and goes into its checkpoints); the kvstore only sums gradients.
+    distributed = kvstore is not None and not isinstance(kvstore, str)
+    return mx.gluon.Trainer(net.collect_params(), args.optim, options, kvstore=kvstore,
+                            update_on_kvstore=False if distributed else None)
 
 
 def build_lr_scheduler(args, iters_per_epoch):
@@ -75,12 +83,33 @@ def metric_record(recalls, epoch):
     return record
 
 
-def write_json(path, payload):
-    """Write atomically: a reader never sees half a file."""
-    tmp_path = path + ".tmp"
-    with open(tmp_path, "w") as handle:
-        json.dump(payload, handle, indent=2, sort_keys=True)
-    os.replace(tmp_path, path)
+def check_save_dir(args):
+    """Refuse to start a new run over an existing one (nothing already written is lost)."""
+    if args.resume or args.overwrite or not os.path.isdir(args.save_dir):
+        return
+    markers = ("args.json", "results.json", "train.log", "tensorboard_log")
+    if any(os.path.exists(os.path.join(args.save_dir, m)) for m in markers) or \
+            checkpoints.list_checkpoints(args.save_dir):
+        raise ValueError(
+            "--save_dir %s already holds a run; pass --resume=auto to continue it, "
+            "--overwrite=True to start over in it, or choose another --save_dir" % args.save_dir
+        )
+
+
+def setup_distributed(args, ctx):
+    """The kvstore, and this process's (rank, number of workers)."""
+    if not args.kvstore.startswith("dist"):
+        return args.kvstore if len(ctx) > 1 else None, 0, 1
+    kvstore = mx.kv.create(args.kvstore)
+    return kvstore, kvstore.rank, kvstore.num_workers
+
+
+class _Terminated(Exception):
+    """SIGTERM arrived; handled like Ctrl-C."""
+
+
+def _raise_terminated(signum, frame):
+    raise _Terminated()
 
 
 def run(args):
@@ -92,6 +121,7 @@ def run(args):
             "--batch_size %d over %d devices gives %d images per device, which must be a multiple "
             "of --num_instances %d" % (args.batch_size, len(ctx), per_device, args.num_instances)
         )
+    check_save_dir(args)
     loss_fn = build_loss(args)
     net = model.build_network(args.backbone, args.embed_dim)
     train_loader, test_loader, info = data.build_loaders(
@@ -99,77 +129,120 @@ def run(args):
         args.num_workers, seed=args.seed,
     )
     data_dir = info["data_dir"]
+    kvstore, rank, num_workers = setup_distributed(args, ctx)
+    sampler = info["train_sampler"]
+    if num_workers > 1:
+        sampler.set_shard(num_workers, rank)
+    is_chief = rank == 0
     seed_everything(args.seed)
-    model.initialize_network(net, ctx, pretrained=args.pretrained)
+    model.initialize_network(net, ctx, pretrained="none" if args.resume else args.pretrained)
+
+    net.hybridize(static_alloc=True)
+    loss_fn.hybridize(static_alloc=True)
+    trainer = build_trainer(net, args, ctx, kvstore)
+    iters_per_epoch = len(train_loader)
+    scheduler = build_lr_scheduler(args, iters_per_epoch)
+    state = {"epoch": args.start_epoch, "batch_in_epoch": 0,
+             "global_step": args.start_epoch * iters_per_epoch,
+             "results": {"epoch": args.start_epoch, "initial": None, "best": None, "last": None}}
+    if args.resume:
+        resumed = checkpoints.load_checkpoint(
+            checkpoints.find_checkpoint(args.resume, args.save_dir), net, trainer, ctx)
+        state.update({key: resumed[key] for key in ("epoch", "batch_in_epoch", "global_step", "results")})
 
     # Everything the user asked for has been checked; only now is anything written.
     os.makedirs(args.save_dir, exist_ok=True)
-    setup_logging(args.save_dir)
+    setup_logging(args.save_dir if is_chief else None)
     saved_args = dict(vars(args), data_dir=data_dir, contexts=[str(c) for c in ctx])
-    write_json(os.path.join(args.save_dir, "args.json"), saved_args)
+    if is_chief:
+        checkpoints.write_json(os.path.join(args.save_dir, "args.json"), saved_args)
     logger.info("flags: %s", json.dumps(saved_args, sort_keys=True))
     logger.info("data: %d train images of %d classes, %d test images of %d classes",
                 info["num_train_images"], info["num_train_classes"],
                 info["num_test_images"], info["num_test_classes"])
-
-    net.hybridize(static_alloc=True)
-    loss_fn.hybridize(static_alloc=True)
-    trainer = build_trainer(net, args, ctx)
-    iters_per_epoch = len(train_loader)
-    scheduler = build_lr_scheduler(args, iters_per_epoch)
-    summary = TrainingSummary(args.save_dir)
-    logger.info("%d iterations per epoch; lr decays at iterations %s", iters_per_epoch,
+    logger.info("%d iterations per epoch%s; lr decays at iterations %s", iters_per_epoch,
+                " per worker (%d workers)" % num_workers if num_workers > 1 else "",
                 [e * iters_per_epoch for e in args.lr_decay_epochs])
-
-    results = {"epoch": args.start_epoch, "initial": None, "best": None, "last": None}
+    # On resume, TensorBoard drops the events logged after the checkpoint, so curves continue.
+    summary = TrainingSummary(args.save_dir if is_chief else None,
+                              purge_step=state["global_step"] + 1 if args.resume else None)
+    results = state["results"]
     results_path = os.path.join(args.save_dir, "results.json")
+    first_k = args.recallk[0]
+    best_stem = [None]
 
     def run_evaluation(epoch):
         recalls = evaluate(net, test_loader, info["test_labels"], ctx, args.recallk,
                            progress=args.progress)
-        step = epoch * iters_per_epoch
-        summary.metrics(step, epoch, recalls)
+        summary.metrics(epoch * iters_per_epoch, epoch, recalls)
         logger.info("epoch %d: %s", epoch,
                     "  ".join("R@%d %.4f" % (k, v) for k, v in recalls.items()))
         return recalls
 
-    if args.eval_at_start:
-        results["initial"] = metric_record(run_evaluation(args.start_epoch), args.start_epoch)
+    def write_checkpoint():
+        if is_chief:
+            checkpoints.save_checkpoint(args.save_dir, net, trainer, state,
+                                        keep=args.keep_checkpoints, protect=[s for s in best_stem if s])
 
-    first_k = args.recallk[0]
-    for epoch in range(args.start_epoch, args.epochs):
-        info["train_sampler"].set_epoch(epoch)
-        start = time.time()
-        mean_loss = train_one_epoch(
-            net, loss_fn, trainer, train_loader, ctx, scheduler, epoch, summary,
-            summary_step=args.summary_step, progress=args.progress, batch_size=args.batch_size,
-        )
-        done = epoch + 1
-        summary.epoch(done, mean_loss, trainer.learning_rate)
-        logger.info("epoch %d/%d: loss %.5f, lr %.2e, %.1f s", done, args.epochs, mean_loss,
-                    trainer.learning_rate, time.time() - start)
-        row = {"epoch": done, "step": done * iters_per_epoch, "loss": mean_loss,
-               "lr": trainer.learning_rate}
-        row.update({"R@%d" % k: "" for k in args.recallk})
-        results["epoch"] = done
-        if done % args.eval_epoch_term == 0 or done == args.epochs:
-            recalls = run_evaluation(done)
-            row.update({"R@%d" % k: v for k, v in recalls.items()})
-            results["last"] = metric_record(recalls, done)
-            net.save_parameters(os.path.join(args.save_dir, "model_last.params"))
-            best = results["best"]
-            if best is None or recalls[first_k] > best["R@%d" % first_k]:
-                results["best"] = metric_record(recalls, done)
-                summary.best(done * iters_per_epoch, done, first_k, recalls[first_k])
-                net.save_parameters(os.path.join(args.save_dir, "model_epoch_%05d.params" % done))
-            write_json(results_path, results)
-        summary.csv_row(row)
-        summary.flush()
+    if args.eval_at_start and is_chief and not args.resume:
+        results["initial"] = metric_record(run_evaluation(state["epoch"]), state["epoch"])
+
+    signal.signal(signal.SIGTERM, _raise_terminated)
+    try:
+        while state["epoch"] < args.epochs:
+            epoch, first_batch = state["epoch"], state["batch_in_epoch"]
+            sampler.set_epoch(epoch, skip_batches=first_batch)
+            start = time.time()
+            mean_loss = train_one_epoch(
+                net, loss_fn, trainer, train_loader, ctx, scheduler, epoch, summary,
+                summary_step=args.summary_step, progress=args.progress and is_chief,
+                batch_size=args.batch_size, iters_per_epoch=iters_per_epoch,
+                first_batch=first_batch, position=state, nan_policy=args.nan_policy,
+            )
+            done = epoch + 1
+            state.update(epoch=done, batch_in_epoch=0, global_step=done * iters_per_epoch)
+            results["epoch"] = done
+            summary.epoch(done, mean_loss, trainer.learning_rate)
+            logger.info("epoch %d/%d: loss %.5f, lr %.2e, %.1f s", done, args.epochs, mean_loss,
+                        trainer.learning_rate, time.time() - start)
+            row = {"epoch": done, "step": done * iters_per_epoch, "loss": mean_loss,
+                   "lr": trainer.learning_rate}
+            row.update({"R@%d" % k: "" for k in args.recallk})
+            if is_chief and (done % args.eval_epoch_term == 0 or done == args.epochs):
+                recalls = run_evaluation(done)
+                row.update({"R@%d" % k: v for k, v in recalls.items()})
+                results["last"] = metric_record(recalls, done)
+                net.save_parameters(os.path.join(args.save_dir, "model_last.params"))
+                best = results["best"]
+                if best is None or recalls[first_k] > best["R@%d" % first_k]:
+                    results["best"] = metric_record(recalls, done)
+                    summary.best(done * iters_per_epoch, done, first_k, recalls[first_k])
+                    net.save_parameters(os.path.join(args.save_dir, "model_epoch_%05d.params" % done))
+                    best_stem[0] = "%se%06d-s%09d" % (checkpoints.PREFIX, done, done * iters_per_epoch)
+                write_checkpoint()
+                checkpoints.write_json(results_path, results)
+            if is_chief:
+                summary.csv_row(row)
+            summary.flush()
+    except (KeyboardInterrupt, _Terminated):
+        # Keep what was trained: the parameters after the last applied update, and where it was.
+        write_checkpoint()
+        if is_chief:
+            checkpoints.write_json(results_path, results)
+        summary.close()
+        logger.info("interrupted at epoch %d, batch %d; resume with --resume=auto",
+                    state["epoch"] + 1, state["batch_in_epoch"])
+        raise KeyboardInterrupt
     summary.close()
-    write_json(results_path, results)
-    best = results["best"]
-    logger.info("done: best R@%d %.4f at epoch %d; last R@%d %.4f", first_k, best["R@%d" % first_k],
-                best["epoch"], first_k, results["last"]["R@%d" % first_k])
+    if is_chief:
+        checkpoints.write_json(results_path, results)
+        if args.export:
+            from model.export import export_network
+
+            export_network(net, os.path.join(args.save_dir, "export", "model"), args.image_size)
+        best = results["best"]
+        logger.info("done: best R@%d %.4f at epoch %d; last R@%d %.4f", first_k,
+                    best["R@%d" % first_k], best["epoch"], first_k, results["last"]["R@%d" % first_k])
     return results
 
 
@@ -177,11 +250,14 @@ def main(argv=None):
     args = build_parser().parse_args(argv)
     try:
         run(args)
+    except NonFiniteLossError as error:
+        sys.stderr.write("error: %s\n" % error)
+        return 1
     except ValueError as error:
         sys.stderr.write("error: %s\n" % error)
         return 2
     except KeyboardInterrupt:
-        sys.stderr.write("interrupted\n")
+        sys.stderr.write("interrupted; a checkpoint was written: resume with --resume=auto\n")
         return 130
     return 0
 

@@ -98,6 +98,8 @@ class ClassBalancedBatchSampler(mx.gluon.data.Sampler):
         bounds = np.cumsum(np.bincount(image_class, minlength=self.num_classes))[:-1]
         self._class_members = np.split(order, bounds)
         self._epoch = 0
+        self._skip_batches = 0
+        self._num_shards, self._shard_index = 1, 0
         small = sum(len(m) < num_instances - 1 for m in self._class_members)
         if small:
             logger.info(
@@ -113,17 +115,40 @@ class ClassBalancedBatchSampler(mx.gluon.data.Sampler):
         """The epoch the next ``iter()`` will produce."""
         return self._epoch
 
-    def set_epoch(self, epoch):
+    def set_epoch(self, epoch, skip_batches=0):
         """Make the next ``iter()`` produce epoch ``epoch`` (call before iterating the loader).
 
         Without calls, each ``iter()`` advances the epoch by one, starting from 0.
+        ``skip_batches`` leaves out the first batches of this worker's share of the epoch, so a
+        run interrupted in the middle of an epoch resumes with the batch it had not trained on.
         """
         if isinstance(epoch, bool) or not isinstance(epoch, (int, np.integer)) or epoch < 0:
             raise ValueError("epoch must be a non-negative integer, got {!r}".format(epoch))
+        if not 0 <= int(skip_batches) <= len(self):
+            raise ValueError("skip_batches must be in [0, {}], got {!r}".format(len(self), skip_batches))
         self._epoch = int(epoch)
+        self._skip_batches = int(skip_batches)
+
+    def set_shard(self, num_shards, shard_index):
+        """Yield only batches ``shard_index, shard_index + num_shards, ...`` of every epoch.
+
+        With one shard per distributed worker, the workers train on disjoint batches of the same
+        epoch (each epoch's batches are a pure function of the seed, identical on every worker).
+        The epoch's batch count is rounded down to a multiple of ``num_shards`` so that every
+        worker makes the same number of steps (synchronous kvstores need that).
+        """
+        num_shards, shard_index = int(num_shards), int(shard_index)
+        if num_shards < 1 or not 0 <= shard_index < num_shards:
+            raise ValueError("shard {} of {} does not exist".format(shard_index, num_shards))
+        if self.samples_per_epoch // self.batch_size < num_shards:
+            raise ValueError(
+                "an epoch has {} batches, fewer than the {} workers; lower batch_size".format(
+                    self.samples_per_epoch // self.batch_size, num_shards))
+        self._num_shards, self._shard_index = num_shards, shard_index
 
     def __len__(self):
-        return self.samples_per_epoch // self.batch_size
+        """Batches this worker trains on per epoch."""
+        return (self.samples_per_epoch // self.batch_size) // self._num_shards
 
     def epoch_batches(self, epoch):
         """The batches of epoch ``epoch``; a pure function of ``(seed, epoch)``.
@@ -131,11 +156,11 @@ class ClassBalancedBatchSampler(mx.gluon.data.Sampler):
         Returns
         -------
         list of list of (int, int)
-            ``len(self)`` batches of ``(index, sample_seed)``.
+            All batches of the epoch (before sharding) as ``(index, sample_seed)``.
         """
         rng = np.random.default_rng((self.seed, int(epoch)))
         indices = self._walk(rng)
-        indices = indices[: len(self) * self.batch_size]
+        indices = indices[: (self.samples_per_epoch // self.batch_size) * self.batch_size]
         sample_seeds = rng.integers(0, _SAMPLE_SEED_HIGH, size=len(indices), dtype=np.int64)
         items = list(zip(indices, sample_seeds.tolist()))
         return [items[i : i + self.batch_size] for i in range(0, len(items), self.batch_size)]
@@ -165,9 +190,12 @@ class ClassBalancedBatchSampler(mx.gluon.data.Sampler):
         return emitted
 
     def __iter__(self):
-        epoch = self._epoch
+        epoch, skip = self._epoch, self._skip_batches
         self._epoch += 1
-        return iter(self.epoch_batches(epoch))
+        self._skip_batches = 0
+        batches = self.epoch_batches(epoch)
+        usable = len(self) * self._num_shards
+        return iter(batches[:usable][self._shard_index::self._num_shards][skip:])
 
     def __repr__(self):
         return (

@@ -158,3 +158,32 @@ def test_epoch_shorter_than_batch_is_rejected():
         ClassBalancedBatchSampler(np.repeat(np.arange(2), 40), 24, 8)
     with pytest.raises(ValueError, match="epoch must be"):
         ClassBalancedBatchSampler(np.arange(4), 2, 1).set_epoch(-1)
+
+
+def test_skip_batches_resumes_mid_epoch():
+    from data.sampler import ClassBalancedBatchSampler
+
+    labels = np.repeat(np.arange(12), 6)
+    sampler = ClassBalancedBatchSampler(labels, batch_size=8, num_instances=4, seed=3)
+    full = sampler.epoch_batches(5)
+    sampler.set_epoch(5, skip_batches=2)
+    resumed = list(sampler)
+    assert resumed == full[2:], "skipping 2 batches must yield the rest of the same epoch"
+    assert list(sampler) == sampler.epoch_batches(6), "the skip applies to one pass only"
+
+
+def test_shards_are_disjoint_and_cover_the_epoch():
+    from data.sampler import ClassBalancedBatchSampler
+
+    labels = np.repeat(np.arange(12), 6)
+    full = ClassBalancedBatchSampler(labels, 8, 4, seed=1).epoch_batches(2)
+    shards = []
+    for index in range(2):
+        sampler = ClassBalancedBatchSampler(labels, 8, 4, seed=1)
+        sampler.set_shard(2, index)
+        sampler.set_epoch(2)
+        shards.append(list(sampler))
+        assert len(shards[-1]) == len(sampler) == len(full) // 2, "equal step counts per worker"
+    assert shards[0] == full[0::2] and shards[1] == full[1::2], "round-robin shards of one epoch"
+    with pytest.raises(ValueError, match="does not exist"):
+        ClassBalancedBatchSampler(labels, 8, 4).set_shard(2, 2)

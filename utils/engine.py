@@ -32,36 +32,63 @@ def forward_backward(net, loss_fn, images, labels, ctx):
     return losses
 
 
+class NonFiniteLossError(ValueError):
+    """The loss became NaN or infinite."""
+
+
 def train_one_epoch(net, loss_fn, trainer, loader, ctx, lr_scheduler, epoch, summary,
-                    summary_step=10, progress=True, batch_size=None):
-    """Train for one epoch; returns the epoch's mean loss (mean over its iterations).
+                    summary_step=10, progress=True, batch_size=None, iters_per_epoch=None,
+                    first_batch=0, position=None, nan_policy="stop"):
+    """Train on the batches ``loader`` yields for ``epoch``; returns the mean loss over them.
 
     The loss of an iteration is the sum over devices of each device's mean per-sample loss (the
-    original's logged value). The host waits for the device only every ``summary_step``
-    iterations and at the end of the epoch.
+    original's logged value). It is read back every iteration to catch a non-finite loss before
+    the update is applied (the original read it every iteration too, to print it).
+
+    Parameters
+    ----------
+    iters_per_epoch : int
+        Iterations of a whole epoch (default ``len(loader)``); with ``first_batch`` it numbers
+        the iterations of a resumed epoch as the uninterrupted run would.
+    first_batch : int
+        Index within the epoch of the first batch ``loader`` yields (resuming mid-epoch).
+    position : dict, optional
+        Updated after every applied update with ``batch_in_epoch`` and ``global_step``, so that
+        an interrupt handler knows how far the epoch went.
+    nan_policy : {'stop', 'skip_batch'}
+        On a non-finite loss, raise ``NonFiniteLossError`` before updating, or skip the update.
     """
-    iters_per_epoch = len(loader)
-    epoch_total = None
-    bar = tqdm(total=iters_per_epoch * batch_size if batch_size else None, disable=not progress,
-               unit="img", desc="epoch %d" % (epoch + 1), leave=False, dynamic_ncols=True)
-    num_iters = 0
-    for i, (images, labels) in enumerate(loader):
+    iters_per_epoch = iters_per_epoch or len(loader)
+    total, num_iters = 0.0, 0
+    bar = tqdm(total=(iters_per_epoch - first_batch) * batch_size if batch_size else None,
+               disable=not progress, unit="img", desc="epoch %d" % (epoch + 1), leave=False,
+               dynamic_ncols=True)
+    for i, (images, labels) in enumerate(loader, start=first_batch):
         iteration = epoch * iters_per_epoch + i
         trainer.set_learning_rate(lr_scheduler(iteration))
         losses = forward_backward(net, loss_fn, images, labels, ctx)
+        value = float(mx.nd.add_n(*[loss.mean().as_in_context(ctx[0]) for loss in losses]).asscalar())
+        if not np.isfinite(value):
+            if nan_policy == "stop":
+                raise NonFiniteLossError(
+                    "the loss became %s at epoch %d, iteration %d (global step %d); parameters of "
+                    "that step were not updated; lower --lr, or pass --nan_policy=skip_batch"
+                    % (value, epoch + 1, i + 1, iteration + 1))
+            logger.warning("non-finite loss at epoch %d, step %d: update skipped", epoch + 1,
+                           iteration + 1)
+            bar.update(images.shape[0])
+            continue
         trainer.step(1)
-        step_loss = mx.nd.add_n(*[loss.mean().as_in_context(ctx[0]) for loss in losses])
-        epoch_total = step_loss if epoch_total is None else epoch_total + step_loss
+        total += value
         num_iters += 1
+        if position is not None:
+            position.update(batch_in_epoch=i + 1, global_step=iteration + 1)
         if i % summary_step == 0:
-            value = float(step_loss.asscalar())
             summary.step(iteration + 1, value, trainer.learning_rate)
             bar.set_postfix(loss="%.4f" % value, lr="%.2e" % trainer.learning_rate)
         bar.update(images.shape[0])
     bar.close()
-    if num_iters == 0:
-        raise ValueError("the training loader produced no batch; the epoch is shorter than one batch")
-    return float(epoch_total.asscalar()) / num_iters
+    return total / num_iters if num_iters else float("nan")
 
 
 def embed_dataset(net, loader, ctx, progress=True, desc="embedding"):

@@ -94,7 +94,22 @@ def build_parser():
                             help="log loss and lr every N iterations")
     evaluation.add_argument("--save_dir", default="./log/will/be/saved/here",
                             help="directory for logs, parameters and results")
+    evaluation.add_argument("--export", default=False, type=str2bool,
+                            help="after training, export the network as symbol + params "
+                                 "(save_dir/export) for SymbolBlock.imports")
     evaluation.add_argument("--progress", default=True, type=str2bool, help="show progress bars")
+
+    run = parser.add_argument_group("checkpoints and faults")
+    run.add_argument("--resume", default=None,
+                     help="continue a run: auto (newest checkpoint in --save_dir), a checkpoint "
+                          ".json, or a directory")
+    run.add_argument("--overwrite", default=False, type=str2bool,
+                     help="allow starting a new run in a --save_dir that already holds one")
+    run.add_argument("--keep_checkpoints", default=2, type=int,
+                     help="how many of the newest checkpoints to keep (the best one is always kept)")
+    run.add_argument("--nan_policy", default="stop", choices=["stop", "skip_batch"],
+                     help="on a non-finite loss: stop (keeping the last good checkpoint) or skip "
+                          "that batch's update")
     return parser
 
 
@@ -105,6 +120,8 @@ def validate_args(args):
     for name in positive:
         if getattr(args, name) < 1:
             raise ValueError("--%s must be a positive integer, got %d" % (name, getattr(args, name)))
+    if args.keep_checkpoints < 1:
+        raise ValueError("--keep_checkpoints must be at least 1, got %d" % args.keep_checkpoints)
     if args.num_workers < 0:
         raise ValueError("--num_workers must be 0 or more, got %d" % args.num_workers)
     if args.n_inner_pts < 0:

@@ -11,10 +11,23 @@ import os
 from tensorboardX import SummaryWriter
 
 
+class _NullWriter:
+    """Stands in for the event writer on processes that do not log (distributed workers > 0)."""
+
+    def __getattr__(self, name):
+        return lambda *args, **kwargs: None
+
+
 class TrainingSummary:
-    """Writes the event file in ``log_dir/tensorboard_log`` and ``log_dir/summary.csv``."""
+    """Writes the event file in ``log_dir/tensorboard_log`` and ``log_dir/summary.csv``.
+
+    With ``log_dir=None`` nothing is written (every method is a no-op).
+    """
 
     def __init__(self, log_dir, purge_step=None):
+        if log_dir is None:
+            self.writer, self.csv_path = _NullWriter(), None
+            return
         self.writer = SummaryWriter(os.path.join(log_dir, "tensorboard_log"), purge_step=purge_step)
         self.csv_path = os.path.join(log_dir, "summary.csv")
 
@@ -38,6 +51,8 @@ class TrainingSummary:
 
     def csv_row(self, row):
         """Append one row (a dict) to summary.csv, writing the header with the first row."""
+        if self.csv_path is None:
+            return
         new_file = not os.path.exists(self.csv_path)
         with open(self.csv_path, "a", newline="") as handle:
             writer = csv.DictWriter(handle, fieldnames=list(row))
