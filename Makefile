@@ -11,7 +11,7 @@ DEMO_SAVE := results/demo
 DEMO_BACKBONE ?= resnet18_v1
 NUM_THREADS ?= $(shell nproc 2>/dev/null || echo 2)
 
-.PHONY: venv demo test bench clean-demo
+.PHONY: venv demo test test-dist bench clean-demo
 
 $(STAMP): requirements-cpu.txt requirements-common.txt constraints.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -33,6 +33,9 @@ demo: venv
 
 test: venv
 	$(PY) -m pytest -q tests
+
+test-dist: venv
+	$(PY) -m pytest -q -m dist tests
 
 bench: venv
 	$(PY) bench/bench_loss.py

@@ -152,6 +152,7 @@ def run(args):
 
     # Everything the user asked for has been checked; only now is anything written.
     os.makedirs(args.save_dir, exist_ok=True)
+    checkpoints.remove_partial_files(args.save_dir)
     setup_logging(args.save_dir if is_chief else None)
     saved_args = dict(vars(args), data_dir=data_dir, contexts=[str(c) for c in ctx])
     if is_chief:
@@ -234,6 +235,9 @@ def run(args):
                     state["epoch"] + 1, state["batch_in_epoch"])
         raise KeyboardInterrupt
     summary.close()
+    if num_workers > 1:
+        # Each worker's final parameters, so that their agreement can be checked.
+        net.save_parameters(os.path.join(args.save_dir, "model_final_worker%d.params" % rank))
     if is_chief:
         checkpoints.write_json(results_path, results)
         if args.export:

@@ -58,6 +58,13 @@ def _set_random_state(state):
     np.random.set_state((kind, np.asarray(keys, dtype=np.uint32), pos, has_gauss, cached))
 
 
+def remove_partial_files(save_dir):
+    """Delete ``checkpoint*.tmp`` files a killed writer may have left; they were never renamed
+    into place, so no checkpoint refers to them."""
+    for path in glob.glob(os.path.join(save_dir, PREFIX + "*.tmp")):
+        os.remove(path)
+
+
 def list_checkpoints(save_dir):
     """Complete checkpoints in ``save_dir`` (their JSON paths), oldest first by global step."""
     found = []

@@ -1,5 +1,7 @@
 """One training epoch, embedding a dataset, and evaluation: the loop that main.py drives."""
 import logging
+import os
+import signal
 import time
 
 import mxnet as mx
@@ -9,6 +11,9 @@ from tqdm import tqdm
 from .metrics import recall_at_k
 
 logger = logging.getLogger(__name__)
+
+# Tests set this to kill the process (SIGKILL) right after the update of that global step.
+_KILL_AT_STEP = int(os.environ["EE_GLUON_KILL_AT_STEP"]) if os.environ.get("EE_GLUON_KILL_AT_STEP") else None
 
 
 def forward_backward(net, loss_fn, images, labels, ctx):
@@ -83,6 +88,9 @@ def train_one_epoch(net, loss_fn, trainer, loader, ctx, lr_scheduler, epoch, sum
         num_iters += 1
         if position is not None:
             position.update(batch_in_epoch=i + 1, global_step=iteration + 1)
+        if _KILL_AT_STEP is not None and iteration + 1 == _KILL_AT_STEP:
+            # Fault injection for the resume tests: die as a lost machine would, without cleanup.
+            os.kill(os.getpid(), signal.SIGKILL)
         if i % summary_step == 0:
             summary.step(iteration + 1, value, trainer.learning_rate)
             bar.set_postfix(loss="%.4f" % value, lr="%.2e" % trainer.learning_rate)
