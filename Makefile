@@ -38,9 +38,9 @@ test-dist: venv
 	$(PY) -m pytest -q -m dist tests
 
 bench: venv
-	$(PY) bench/bench_loss.py
+	OMP_NUM_THREADS=$(NUM_THREADS) $(PY) bench/bench_loss.py
 	$(PY) bench/bench_data.py
-	$(PY) bench/bench_train_step.py
+	OMP_NUM_THREADS=$(NUM_THREADS) $(PY) bench/bench_train_step.py
 
 clean-demo:
 	rm -rf $(DEMO_DIR) $(DEMO_SAVE)

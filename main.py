@@ -250,8 +250,17 @@ def run(args):
     return results
 
 
+def build_full_parser():
+    """main.py's parser: the core flags (utils.options) and, when present, the losses' own flags."""
+    parser = build_parser()
+    add_loss_arguments = getattr(losses, "add_loss_arguments", None)
+    if add_loss_arguments is not None:
+        add_loss_arguments(parser)
+    return parser
+
+
 def main(argv=None):
-    args = build_parser().parse_args(argv)
+    args = build_full_parser().parse_args(argv)
     try:
         run(args)
     except NonFiniteLossError as error:

@@ -1,0 +1,30 @@
+"""The README stays true: its flag table is main.py's, and its two commands exist."""
+import os
+import re
+
+from tools.flags_table import flags_markdown
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def _readme():
+    return open(os.path.join(ROOT, "README.md")).read()
+
+
+def test_flag_table_matches_the_parser():
+    text = _readme()
+    match = re.search(r"<!-- flags:start -->\n(.*?)\n<!-- flags:end -->", text, re.S)
+    assert match, "README.md must carry the flag table between the flags markers"
+    assert match.group(1).strip() == flags_markdown().strip(), \
+        "README flag table is stale: regenerate it with python3 -m tools.flags_table"
+
+
+def test_two_commands_first_and_in_the_makefile():
+    text = _readme()
+    first_block = text.split("```")[1]
+    assert "make demo" in first_block and "make test" in first_block, "the two commands come first"
+    makefile = open(os.path.join(ROOT, "Makefile")).read()
+    assert re.search(r"^demo:", makefile, re.M) and re.search(r"^test:", makefile, re.M), \
+        "Makefile must define demo and test"
+    ci = open(os.path.join(ROOT, ".ci", "run")).read()
+    assert "make test" in ci, ".ci/run must run the README's test command"
