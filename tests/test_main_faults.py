@@ -1,0 +1,67 @@
+"""Faults: a non-finite loss stops the run (keeping the last good checkpoint) or skips the batch;
+an image that cannot be decoded is named."""
+import glob
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from data.demo import generate_demo
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+@pytest.fixture(scope="module")
+def demo_dir(tmp_path_factory):
+    return str(generate_demo(str(tmp_path_factory.mktemp("demo") / "d"), classes=8, per_class=6,
+                             size=40, seed=3))
+
+
+def _run(data_dir, save_dir, *extra):
+    argv = [sys.executable, "main.py", "--data_name=demo", "--data_dir=" + data_dir, "--gpu_idx=-1",
+            "--pretrained=none", "--image_size=32", "--embed_dim=8", "--batch_size=8",
+            "--num_instances=4", "--num_workers=0", "--eval_epoch_term=1", "--progress=False",
+            "--save_dir=" + save_dir] + list(extra)
+    return subprocess.run(argv, cwd=ROOT, capture_output=True, text=True, timeout=300)
+
+
+def test_non_finite_loss_stops_and_keeps_the_last_good_checkpoint(demo_dir, tmp_path):
+    save_dir = str(tmp_path / "run")
+    assert _run(demo_dir, save_dir, "--epochs=1").returncode == 0
+    before = sorted(glob.glob(os.path.join(save_dir, "checkpoint*")))
+    assert before, "the first epoch must leave a checkpoint"
+    # An absurd learning rate makes the parameters infinite after one update, the loss NaN next.
+    proc = _run(demo_dir, save_dir, "--epochs=3", "--resume=auto", "--lr=1e30")
+    assert proc.returncode == 1, "a non-finite loss is a failure (exit 1): %s" % proc.stderr
+    lines = [l for l in proc.stderr.splitlines() if l.strip()]
+    assert len(lines) == 1 and "loss became nan" in lines[0] and "epoch 2" in lines[0], proc.stderr
+    assert "--nan_policy=skip_batch" in lines[0], "the message names the alternative"
+    assert sorted(glob.glob(os.path.join(save_dir, "checkpoint*"))) == before, \
+        "no checkpoint of the broken state may be written; the last good one stays"
+    meta = json.load(open([p for p in before if p.endswith(".json")][0]))
+    assert meta["epoch"] == 1, "the kept checkpoint is the one after epoch 1: %r" % meta
+
+
+def test_skip_batch_policy_finishes(demo_dir, tmp_path):
+    save_dir = str(tmp_path / "skip")
+    proc = _run(demo_dir, save_dir, "--epochs=2", "--lr=1e30", "--nan_policy=skip_batch")
+    assert proc.returncode == 0, "skip_batch must let the run finish: %s" % proc.stderr[-2000:]
+    assert "update skipped" in proc.stdout, "skipped updates are reported"
+    assert json.load(open(os.path.join(save_dir, "results.json")))["epoch"] == 2
+
+
+def test_undecodable_image_is_named(demo_dir, tmp_path):
+    import shutil
+
+    broken = str(tmp_path / "broken")
+    shutil.copytree(demo_dir, broken)
+    bad = os.path.join(broken, "images", "006", "0003.jpg")
+    with open(bad, "w") as handle:
+        handle.write("not a jpeg")
+    for workers in ("0", "2"):
+        proc = _run(broken, str(tmp_path / ("run" + workers)), "--epochs=1", "--num_workers=" + workers)
+        assert proc.returncode == 2, "an undecodable image is bad input: %s" % proc.stderr[-2000:]
+        lines = [l for l in proc.stderr.splitlines() if l.strip()]
+        assert len(lines) == 1 and bad in lines[0], "one line naming the image: %r" % proc.stderr
