@@ -19,12 +19,14 @@ import mxnet as mx  # noqa: E402
 import numpy as np  # noqa: E402
 
 import data  # noqa: E402
-import loss as losses  # noqa: E402
+import loss.factory as loss_factory  # noqa: E402
 import model  # noqa: E402
 from utils import checkpoint as checkpoints  # noqa: E402
 from utils.devices import resolve_contexts  # noqa: E402
 from utils.engine import NonFiniteLossError, evaluate, train_one_epoch  # noqa: E402
 from utils.options import build_parser, validate_args  # noqa: E402
+from utils.regularization import regularized_params  # noqa: E402
+from utils.schedules import lr_scheduler_from_args  # noqa: E402
 from utils.summary import TrainingSummary  # noqa: E402
 
 logger = logging.getLogger("ee_gluon")
@@ -49,13 +51,6 @@ def seed_everything(seed):
     random.seed(seed)
 
 
-def build_loss(args):
-    return losses.get_loss(
-        args.loss, margin=args.margin, soft_margin=args.soft_margin,
-        num_instances=args.num_instances, n_inner_pts=args.n_inner_pts, l2_norm=args.ee_l2norm,
-    )
-
-
 def build_trainer(net, args, ctx, kvstore=None):
     net.backbone.collect_params().setattr("lr_mult", args.base_lr_mult)
     if args.optim == "adam":
@@ -67,14 +62,6 @@ def build_trainer(net, args, ctx, kvstore=None):
     distributed = kvstore is not None and not isinstance(kvstore, str)
     return mx.gluon.Trainer(net.collect_params(), args.optim, options, kvstore=kvstore,
                             update_on_kvstore=False if distributed else None)
-
-
-def build_lr_scheduler(args, iters_per_epoch):
-    """MultiFactor schedule over iterations: × lr_decay_factor at each epoch of lr_decay_epochs."""
-    steps = [epoch * iters_per_epoch for epoch in args.lr_decay_epochs]
-    scheduler = mx.lr_scheduler.MultiFactorScheduler(step=steps, factor=args.lr_decay_factor)
-    scheduler.base_lr = args.lr
-    return scheduler
 
 
 def metric_record(recalls, epoch):
@@ -122,8 +109,9 @@ def run(args):
             "of --num_instances %d" % (args.batch_size, len(ctx), per_device, args.num_instances)
         )
     check_save_dir(args)
-    loss_fn = build_loss(args)
-    net = model.build_network(args.backbone, args.embed_dim)
+    loss_fn = loss_factory.build_loss_from_args(args)
+    net = model.build_network(args.backbone, args.embed_dim,
+                              l2_normalize=loss_factory.loss_wants_normalized_embeddings(args.loss))
     train_loader, test_loader, info = data.build_loaders(
         args.data_name, args.data_dir, args.image_size, args.batch_size, args.num_instances,
         args.num_workers, seed=args.seed,
@@ -141,7 +129,11 @@ def run(args):
     loss_fn.hybridize(static_alloc=True)
     trainer = build_trainer(net, args, ctx, kvstore)
     iters_per_epoch = len(train_loader)
-    scheduler = build_lr_scheduler(args, iters_per_epoch)
+    scheduler = lr_scheduler_from_args(args, iters_per_epoch)
+    step_options = {
+        "l2_params": regularized_params(net) if args.l2_reg else None, "l2_coefficient": args.l2_reg,
+        "scaled_params": net.head.collect_params(), "grad_mult": args.embed_grad_mult,
+    }
     state = {"epoch": args.start_epoch, "batch_in_epoch": 0,
              "global_step": args.start_epoch * iters_per_epoch,
              "results": {"epoch": args.start_epoch, "initial": None, "best": None, "last": None}}
@@ -199,6 +191,7 @@ def run(args):
                 summary_step=args.summary_step, progress=args.progress and is_chief,
                 batch_size=args.batch_size, iters_per_epoch=iters_per_epoch,
                 first_batch=first_batch, position=state, nan_policy=args.nan_policy,
+                step_options=step_options,
             )
             done = epoch + 1
             state.update(epoch=done, batch_in_epoch=0, global_step=done * iters_per_epoch)
@@ -253,9 +246,7 @@ def run(args):
 def build_full_parser():
     """main.py's parser: the core flags (utils.options) and, when present, the losses' own flags."""
     parser = build_parser()
-    add_loss_arguments = getattr(losses, "add_loss_arguments", None)
-    if add_loss_arguments is not None:
-        add_loss_arguments(parser)
+    loss_factory.add_loss_arguments(parser)
     return parser
 
 

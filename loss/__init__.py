@@ -6,15 +6,39 @@ Usage::
     loss_fn = get_loss("hphn-triplet", margin=1e-5, num_instances=32, n_inner_pts=2)
     loss_fn.hybridize(static_alloc=True, static_shape=True)
     values = loss_fn(embeddings, labels)  # (B,); train on values.sum() / backward() of the vector
+
+Every loss returns a vector whose sum is the training objective: (B,) per-anchor values for
+``hphn_triplet`` (the original's convention), (1,) for the batch-level losses. Building a loss from
+command-line flags, and which losses take unnormalised embeddings, is in :mod:`loss.factory`.
 """
+from .angular import AngularLoss
 from .distance import pairwise_euclidean, same_label_mask
 from .embedding_expansion import EmbeddingExpansion
 from .hphn_triplet import HPHNTripletLoss
+from .lifted import LiftedStructuredLoss
+from .multi_similarity import MultiSimilarityLoss
+from .npair import NPairLoss
+from .symm_angular import SymmAngularLoss
+from .symm_lifted import SymmLiftedLoss
+from .symm_npair import SymmNPairLoss
+from .symm_triplet import SymmTripletLoss
+from .symmetrical_synthesis import SymmetricalSynthesis
+from .triplet import TripletSemiHardLoss
 
 __all__ = [
     "LOSSES",
+    "AngularLoss",
     "EmbeddingExpansion",
     "HPHNTripletLoss",
+    "LiftedStructuredLoss",
+    "MultiSimilarityLoss",
+    "NPairLoss",
+    "SymmAngularLoss",
+    "SymmLiftedLoss",
+    "SymmNPairLoss",
+    "SymmTripletLoss",
+    "SymmetricalSynthesis",
+    "TripletSemiHardLoss",
     "get_loss",
     "normalize_loss_name",
     "pairwise_euclidean",
@@ -23,6 +47,15 @@ __all__ = [
 
 LOSSES = {
     "hphn_triplet": HPHNTripletLoss,
+    "triplet": TripletSemiHardLoss,
+    "lifted": LiftedStructuredLoss,
+    "npair": NPairLoss,
+    "multi_similarity": MultiSimilarityLoss,
+    "angular": AngularLoss,
+    "symm_npair": SymmNPairLoss,
+    "symm_angular": SymmAngularLoss,
+    "symm_triplet": SymmTripletLoss,
+    "symm_lifted": SymmLiftedLoss,
 }
 
 

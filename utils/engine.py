@@ -9,6 +9,7 @@ import numpy as np
 from tqdm import tqdm
 
 from .metrics import recall_at_k
+from .regularization import l2_regularization, scale_gradients
 
 logger = logging.getLogger(__name__)
 
@@ -16,7 +17,8 @@ logger = logging.getLogger(__name__)
 _KILL_AT_STEP = int(os.environ["EE_GLUON_KILL_AT_STEP"]) if os.environ.get("EE_GLUON_KILL_AT_STEP") else None
 
 
-def forward_backward(net, loss_fn, images, labels, ctx):
+def forward_backward(net, loss_fn, images, labels, ctx, l2_params=None, l2_coefficient=0.0,
+                     scaled_params=None, grad_mult=1.0):
     """Split a batch over ``ctx``, run the loss per device, and back-propagate.
 
     Each device receives a contiguous slice of the batch, so the sampler's layout (classes in
@@ -24,16 +26,25 @@ def forward_backward(net, loss_fn, images, labels, ctx):
     per-device batch is a multiple of num_instances. The loss vectors are back-propagated as
     they are: the gradient is that of their sum, as in the original (``trainer.step(1)``).
 
+    Optional parts of the Symmetrical Synthesis recipe: ``l2_coefficient * sum |w|^2 / 2`` over
+    ``l2_params`` joins the objective (back-propagated once, not once per sample), and the
+    gradients of ``scaled_params`` are multiplied by ``grad_mult`` after the backward pass.
+
     Returns
     -------
     list of NDArray
-        The per-sample losses of each device.
+        The per-sample losses of each device (without the regulariser).
     """
     image_parts = mx.gluon.utils.split_and_load(images, ctx)
     label_parts = mx.gluon.utils.split_and_load(labels, ctx)
     with mx.autograd.record():
         losses = [loss_fn(net(x), y) for x, y in zip(image_parts, label_parts)]
-    mx.autograd.backward(losses)
+        heads = list(losses)
+        if l2_params and l2_coefficient:
+            heads += l2_regularization(l2_params, l2_coefficient, contexts=ctx)
+    mx.autograd.backward(heads)
+    if scaled_params is not None and grad_mult != 1.0:
+        scale_gradients(scaled_params, grad_mult)
     return losses
 
 
@@ -43,7 +54,7 @@ class NonFiniteLossError(ValueError):
 
 def train_one_epoch(net, loss_fn, trainer, loader, ctx, lr_scheduler, epoch, summary,
                     summary_step=10, progress=True, batch_size=None, iters_per_epoch=None,
-                    first_batch=0, position=None, nan_policy="stop"):
+                    first_batch=0, position=None, nan_policy="stop", step_options=None):
     """Train on the batches ``loader`` yields for ``epoch``; returns the mean loss over them.
 
     The loss of an iteration is the sum over devices of each device's mean per-sample loss (the
@@ -62,6 +73,8 @@ def train_one_epoch(net, loss_fn, trainer, loader, ctx, lr_scheduler, epoch, sum
         an interrupt handler knows how far the epoch went.
     nan_policy : {'stop', 'skip_batch'}
         On a non-finite loss, raise ``NonFiniteLossError`` before updating, or skip the update.
+    step_options : dict, optional
+        Extra keyword arguments of :func:`forward_backward` (regulariser, gradient multiplier).
     """
     iters_per_epoch = iters_per_epoch or len(loader)
     total, num_iters = 0.0, 0
@@ -71,7 +84,7 @@ def train_one_epoch(net, loss_fn, trainer, loader, ctx, lr_scheduler, epoch, sum
     for i, (images, labels) in enumerate(loader, start=first_batch):
         iteration = epoch * iters_per_epoch + i
         trainer.set_learning_rate(lr_scheduler(iteration))
-        losses = forward_backward(net, loss_fn, images, labels, ctx)
+        losses = forward_backward(net, loss_fn, images, labels, ctx, **(step_options or {}))
         value = float(mx.nd.add_n(*[loss.mean().as_in_context(ctx[0]) for loss in losses]).asscalar())
         if not np.isfinite(value):
             if nan_policy == "stop":

@@ -49,7 +49,7 @@ def build_parser():
                        help="backbone weights: imagenet (GluonCV model store), a .params path, or none")
 
     loss = parser.add_argument_group("loss")
-    loss.add_argument("--loss", default="hphn-triplet", help="loss name (hphn_triplet = hphn-triplet)")
+    loss.add_argument("--loss", default="hphn-triplet", help="loss name (hphn_triplet = hphn-triplet); see README for all")
     loss.add_argument("--margin", default=1e-5, type=float, help="triplet margin of HPHN-triplet")
     loss.add_argument("--soft_margin", default=False, type=str2bool,
                       help="HPHN-triplet with log(1 + exp(d_ap - d_an)) instead of the hinge")
@@ -57,12 +57,16 @@ def build_parser():
                       help="synthetic points per pair for Embedding Expansion; 0 disables EE")
     loss.add_argument("--ee_l2norm", default=True, type=str2bool,
                       help="L2-normalise the synthetic points of EE")
+    # The original parsed these and never used them; their defaults match no paper's parameter,
+    # so every loss has its own named flags (loss/factory.py) instead.
     loss.add_argument("--alpha", default=10, type=float,
-                      help="kept for compatibility with the original (unused by hphn-triplet)")
+                      help="kept for compatibility with the original, which ignored it; unused "
+                           "(multi_similarity uses --ms_alpha, angular losses --angular_alpha)")
     loss.add_argument("--beta", default=1.2, type=float,
-                      help="kept for compatibility with the original (unused by hphn-triplet)")
+                      help="kept for compatibility with the original, which ignored it; unused "
+                           "(multi_similarity uses --ms_beta)")
     loss.add_argument("--sigma", default=0.5, type=float,
-                      help="kept for compatibility with the original (unused by hphn-triplet)")
+                      help="kept for compatibility with the original, which ignored it; unused")
 
     optim = parser.add_argument_group("optimiser")
     optim.add_argument("--optim", default="adam", choices=["adam", "sgd"], help="optimiser")
