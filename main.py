@@ -27,6 +27,7 @@ from utils.engine import NonFiniteLossError, evaluate, train_one_epoch  # noqa: 
 from utils.options import build_parser, validate_args  # noqa: E402
 from utils.regularization import regularized_params  # noqa: E402
 from utils.schedules import lr_scheduler_from_args  # noqa: E402
+from utils.visualize import log_projector, log_retrieval_grid, pick_fixed_queries  # noqa: E402
 from utils.summary import TrainingSummary  # noqa: E402
 
 logger = logging.getLogger("ee_gluon")
@@ -164,10 +165,25 @@ def run(args):
     first_k = args.recallk[0]
     best_stem = [None]
 
+    test_images = test_loader._dataset
+    # Seed 0, not --seed: the same queries in every run, so that grids compare across runs.
+    grid_queries = (pick_fixed_queries(info["test_labels"], args.grid_queries, seed=0)
+                    if args.grid_queries else None)
+
+    def test_image(index):
+        return test_images[index][0]
+
     def run_evaluation(epoch):
-        recalls = evaluate(net, test_loader, info["test_labels"], ctx, args.recallk,
-                           progress=args.progress)
-        summary.metrics(epoch * iters_per_epoch, epoch, recalls)
+        recalls, embeddings = evaluate(net, test_loader, info["test_labels"], ctx, args.recallk,
+                                       progress=args.progress, return_embeddings=True)
+        step = epoch * iters_per_epoch
+        summary.metrics(step, epoch, recalls)
+        if grid_queries is not None:
+            log_retrieval_grid(summary.writer, "retrieval/test", embeddings, info["test_labels"],
+                               test_image, grid_queries, step, k=8)
+        if args.projector_every and (epoch % args.projector_every == 0 or epoch == args.epochs):
+            log_projector(summary.writer, embeddings, info["test_labels"], test_image, step,
+                          max_points=args.projector_points)
         logger.info("epoch %d: %s", epoch,
                     "  ".join("R@%d %.4f" % (k, v) for k, v in recalls.items()))
         return recalls

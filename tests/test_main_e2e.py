@@ -37,8 +37,9 @@ def _read_tags(event_dir):
 
 def test_train_two_epochs(tiny_demo, tmp_path):
     save_dir = str(tmp_path / "run")
-    proc = subprocess.run([sys.executable, "main.py"] + _base_argv(tiny_demo, save_dir),
-                          cwd=ROOT, capture_output=True, text=True, timeout=300)
+    proc = subprocess.run([sys.executable, "main.py"] + _base_argv(tiny_demo, save_dir)
+                          + ["--projector_every=2"], cwd=ROOT, capture_output=True, text=True,
+                          timeout=300)
     assert proc.returncode == 0, "main.py failed:\n%s\n%s" % (proc.stdout[-3000:], proc.stderr[-3000:])
 
     results = json.load(open(os.path.join(save_dir, "results.json")))
@@ -63,6 +64,15 @@ def test_train_two_epochs(tiny_demo, tmp_path):
     lrs = dict(tags["lr"])
     assert lrs[1] == pytest.approx(1e-3) and lrs[4] == pytest.approx(5e-4), "lr schedule: %r" % lrs
     assert [step for step, _ in tags["metric_epoch/R1"]] == [0, 1, 2], "evaluations at 0, 1, 2"
+
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    accumulator = EventAccumulator(os.path.join(save_dir, "tensorboard_log"), size_guidance={"images": 0})
+    accumulator.Reload()
+    assert "retrieval/test" in accumulator.Tags()["images"], "a retrieval grid per evaluation"
+    assert len(accumulator.Images("retrieval/test")) == 3, "grids at evaluations 0, 1 and 2"
+    assert os.path.isfile(os.path.join(save_dir, "tensorboard_log", "projector_config.pbtxt")), \
+        "--projector_every=2 writes the projector files at epoch 2"
 
 
 @pytest.mark.parametrize("extra, fragment", [

@@ -120,14 +120,17 @@ def embed_dataset(net, loader, ctx, progress=True, desc="embedding"):
     chunks = []
     for images, _ in tqdm(loader, disable=not progress, desc=desc, leave=False, unit="batch",
                           dynamic_ncols=True):
-        parts = mx.gluon.utils.split_and_load(images, ctx, even_split=False)
+        # A last batch smaller than the number of devices goes to the first devices only.
+        devices = ctx[: min(len(ctx), images.shape[0])]
+        parts = mx.gluon.utils.split_and_load(images, devices, even_split=False)
         outputs = [net(part) for part in parts]
         chunks.extend(output.asnumpy() for output in outputs)
     return np.concatenate(chunks, axis=0).astype(np.float32, copy=False)
 
 
-def evaluate(net, loader, labels, ctx, ks, progress=True):
-    """Recall@K of the test split, query = gallery, self excluded. Returns ``{k: recall}``."""
+def evaluate(net, loader, labels, ctx, ks, progress=True, return_embeddings=False):
+    """Recall@K of the test split, query = gallery, self excluded. Returns ``{k: recall}``, and
+    the unit-norm embeddings too when ``return_embeddings``."""
     start = time.time()
     embeddings = embed_dataset(net, loader, ctx, progress=progress, desc="evaluating")
     # Unit vectors for evaluation whatever the network returns (the Symm losses train unnormalised).
@@ -135,4 +138,4 @@ def evaluate(net, loader, labels, ctx, ks, progress=True):
     embeddings = embeddings / np.maximum(norms, 1e-12)
     recalls = recall_at_k(embeddings, labels, ks)
     logger.info("evaluated %d images in %.1f s", len(labels), time.time() - start)
-    return recalls
+    return (recalls, embeddings) if return_embeddings else recalls

@@ -98,6 +98,15 @@ def build_parser():
                             help="log loss and lr every N iterations")
     evaluation.add_argument("--save_dir", default="./log/will/be/saved/here",
                             help="directory for logs, parameters and results")
+    evaluation.add_argument("--grid_queries", default=8, type=int,
+                            help="fixed test queries shown with their 8 nearest neighbours in "
+                                 "TensorBoard (IMAGES tab) at every evaluation; 0 disables")
+    evaluation.add_argument("--projector_every", default=0, type=int,
+                            help="write test embeddings, labels and thumbnails for TensorBoard's "
+                                 "projector at evaluations of epochs that are multiples of N, and "
+                                 "the last; 0 disables")
+    evaluation.add_argument("--projector_points", default=1000, type=int,
+                            help="at most this many test embeddings in the projector")
     evaluation.add_argument("--export", default=False, type=str2bool,
                             help="after training, export the network as symbol + params "
                                  "(save_dir/export) for SymbolBlock.imports")
@@ -124,6 +133,11 @@ def validate_args(args):
     for name in positive:
         if getattr(args, name) < 1:
             raise ValueError("--%s must be a positive integer, got %d" % (name, getattr(args, name)))
+    for name in ("grid_queries", "projector_every"):
+        if getattr(args, name) < 0:
+            raise ValueError("--%s must be 0 (off) or more, got %d" % (name, getattr(args, name)))
+    if args.projector_points < 1:
+        raise ValueError("--projector_points must be at least 1, got %d" % args.projector_points)
     if args.keep_checkpoints < 1:
         raise ValueError("--keep_checkpoints must be at least 1, got %d" % args.keep_checkpoints)
     if args.num_workers < 0:

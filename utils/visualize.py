@@ -1,0 +1,324 @@
+"""Training as pictures: retrieval grids and the TensorBoard embedding projector.
+
+``retrieval_grid`` draws queries and their nearest neighbours as one uint8 image (green border:
+same class as the query, red: another class). ``log_retrieval_grid`` computes the neighbours of a
+few fixed test queries (``pick_fixed_queries``) and logs the grid to TensorBoard, so the IMAGES
+tab shows retrieval improving over training; ``log_projector`` writes a subsample of the test
+embeddings, with labels and thumbnails, for the PROJECTOR tab.
+
+Neighbours follow ``utils.metrics``: rows are L2-normalised as in evaluation, distances are
+Euclidean, a query never retrieves itself (excluded by index) and ties go to the smaller index.
+"""
+import logging
+import math
+
+import cv2
+import numpy as np
+
+logger = logging.getLogger(__name__)
+
+GREEN = (0, 255, 0)
+RED = (255, 0, 0)
+QUERY_COLOUR = (255, 255, 255)
+NEUTRAL_COLOUR = (128, 128, 128)
+BACKGROUND = (32, 32, 32)
+TEXT_COLOUR = (255, 255, 255)
+
+# TensorBoard's projector cannot load a sprite larger than this many pixels per side.
+MAX_SPRITE_SIDE = 8192
+
+
+def _as_rgb_uint8(image, what):
+    image = np.asarray(image)
+    if image.dtype != np.uint8:
+        raise ValueError("%s must be a uint8 image, got dtype %s" % (what, image.dtype))
+    if image.ndim == 2:
+        image = np.stack([image] * 3, axis=-1)
+    if image.ndim != 3 or image.shape[2] not in (1, 3) or image.shape[0] < 1 or image.shape[1] < 1:
+        raise ValueError("%s must be an H x W x 3 RGB image, got shape %s" % (what, image.shape))
+    if image.shape[2] == 1:
+        image = np.repeat(image, 3, axis=2)
+    return image
+
+
+def _thumbnail(image, side, what):
+    image = _as_rgb_uint8(image, what)
+    if image.shape[:2] == (side, side):
+        return image
+    shrinking = image.shape[0] > side and image.shape[1] > side
+    return cv2.resize(image, (side, side), interpolation=cv2.INTER_AREA if shrinking else cv2.INTER_LINEAR)
+
+
+def grid_layout(thumb=64, border=3, caption_height=0):
+    """Geometry of ``retrieval_grid``: ``(cell_height, cell_width, gap)``.
+
+    Cell (row r, column c) has its top-left corner at ``(gap + r * (cell_height + gap),
+    gap + c * (cell_width + gap))``; its coloured frame is ``border`` pixels wide around a
+    ``thumb x thumb`` thumbnail, and a caption strip of ``caption_height`` pixels (when captions
+    are drawn) sits under the frame. Column 0 is the query.
+    """
+    gap = max(1, border)
+    return thumb + 2 * border + caption_height, thumb + 2 * border, gap
+
+
+def _caption_height(thumb):
+    return max(12, thumb // 5)
+
+
+def _draw_caption(canvas, text, top, left, width, height):
+    font = cv2.FONT_HERSHEY_SIMPLEX
+    scale = height / 30.0
+    (text_w, text_h), _ = cv2.getTextSize(text, font, scale, 1)
+    while text_w > width - 2 and scale > 0.2:
+        scale *= 0.9
+        (text_w, text_h), _ = cv2.getTextSize(text, font, scale, 1)
+    x = left + max(0, (width - text_w) // 2)
+    y = top + (height + text_h) // 2
+    cv2.putText(canvas, text, (x, y), font, scale, TEXT_COLOUR, 1, cv2.LINE_AA)
+
+
+def retrieval_grid(query_images, retrieved_images, correct, thumb=64, border=3, captions=None):
+    """Queries and their retrieved images as one picture, one query per row.
+
+    Column 0 holds the query (white frame), columns 1..K its results, nearest first, framed green
+    (0, 255, 0) when of the query's class and red (255, 0, 0) otherwise; with ``correct=None``
+    (classes unknown) the frames are grey. Images of any size are resized to ``thumb x thumb``.
+    The geometry is ``grid_layout(thumb, border, caption_height)``.
+
+    Parameters
+    ----------
+    query_images : sequence of Q uint8 arrays (H, W, 3) RGB (grey (H, W) is accepted)
+    retrieved_images : sequence of Q sequences of K uint8 arrays (H, W, 3)
+    correct : array-like of bool, shape (Q, K), or None
+    thumb : int
+        Thumbnail side in pixels.
+    border : int
+        Frame width in pixels (also the gap between cells).
+    captions : sequence of Q sequences of K + 1 str, optional
+        Text under each cell (query first), e.g. distances.
+
+    Returns
+    -------
+    ndarray of uint8, shape (H, W, 3)
+        ``H = Q * (cell_height + gap) + gap``, ``W = (K + 1) * (cell_width + gap) + gap``.
+    """
+    if int(thumb) < 1 or int(border) < 0:
+        raise ValueError("thumb must be >= 1 and border >= 0, got %r and %r" % (thumb, border))
+    thumb, border = int(thumb), int(border)
+    num_queries = len(query_images)
+    if num_queries < 1:
+        raise ValueError("retrieval_grid needs at least one query")
+    if len(retrieved_images) != num_queries:
+        raise ValueError("got %d queries but %d rows of results" % (num_queries, len(retrieved_images)))
+    k = len(retrieved_images[0])
+    if any(len(row) != k for row in retrieved_images):
+        raise ValueError("every query needs the same number of results, got %s"
+                         % [len(row) for row in retrieved_images])
+    if correct is not None:
+        correct = np.asarray(correct, dtype=bool)
+        if correct.shape != (num_queries, k):
+            raise ValueError("correct must have shape (%d, %d), got %s" % (num_queries, k, correct.shape))
+    if captions is not None and (len(captions) != num_queries or any(len(r) != k + 1 for r in captions)):
+        raise ValueError("captions must hold %d rows of %d strings (query first)" % (num_queries, k + 1))
+
+    caption_height = _caption_height(thumb) if captions is not None else 0
+    cell_h, cell_w, gap = grid_layout(thumb, border, caption_height)
+    height = num_queries * (cell_h + gap) + gap
+    width = (k + 1) * (cell_w + gap) + gap
+    canvas = np.empty((height, width, 3), dtype=np.uint8)
+    canvas[:] = BACKGROUND
+    for row in range(num_queries):
+        cells = [query_images[row]] + list(retrieved_images[row])
+        for col, image in enumerate(cells):
+            top, left = gap + row * (cell_h + gap), gap + col * (cell_w + gap)
+            if col == 0:
+                colour = QUERY_COLOUR
+            elif correct is None:
+                colour = NEUTRAL_COLOUR
+            else:
+                colour = GREEN if correct[row, col - 1] else RED
+            frame = thumb + 2 * border
+            canvas[top:top + frame, left:left + frame] = colour
+            what = "query %d" % row if col == 0 else "result %d of query %d" % (col, row)
+            canvas[top + border:top + border + thumb, left + border:left + border + thumb] = \
+                _thumbnail(image, thumb, what)
+            if captions is not None and captions[row][col]:
+                _draw_caption(canvas, str(captions[row][col]), top + frame, left, cell_w, caption_height)
+    return canvas
+
+
+def query_neighbors(embeddings, query_indices, k):
+    """Indices and distances of the ``k`` nearest other rows of the rows ``query_indices``.
+
+    The semantics of ``utils.metrics.nearest_neighbors`` (query excluded by index, ties to the
+    smaller index) for a few queries only: that function ranks every row (O(N^2)), while a grid
+    needs a handful, O(Q N).
+
+    Returns
+    -------
+    (ndarray of int64 (Q, k), ndarray of float32 (Q, k))
+        Neighbour indices, nearest first, and their Euclidean distances.
+    """
+    embeddings = np.ascontiguousarray(embeddings, dtype=np.float32)
+    query_indices = np.asarray(query_indices, dtype=np.int64).reshape(-1)
+    num = embeddings.shape[0]
+    if not 1 <= k <= num - 1:
+        raise ValueError("need 1 <= k <= N - 1 neighbours, got k=%d for N=%d" % (k, num))
+    if query_indices.size and (query_indices.min() < 0 or query_indices.max() >= num):
+        raise ValueError("query indices must lie in [0, %d), got %s" % (num, query_indices.tolist()))
+    queries = embeddings[query_indices]
+    squared = np.einsum("ij,ij->i", embeddings, embeddings)
+    dist = squared[query_indices, None] + squared[None, :] - 2.0 * (queries @ embeddings.T)
+    dist[np.arange(len(query_indices)), query_indices] = np.inf
+    order = np.lexsort((np.broadcast_to(np.arange(num), dist.shape), dist), axis=1)[:, :k]
+    distances = np.sqrt(np.maximum(np.take_along_axis(dist, order, axis=1), 0.0))
+    return order.astype(np.int64), distances.astype(np.float32)
+
+
+def _unit_rows(embeddings):
+    embeddings = np.asarray(embeddings, dtype=np.float32)
+    if embeddings.ndim != 2:
+        raise ValueError("embeddings must be a 2-D (N, D) array, got shape %s" % (embeddings.shape,))
+    norms = np.linalg.norm(embeddings, axis=1, keepdims=True)
+    return embeddings / np.maximum(norms, 1e-12)
+
+
+def pick_fixed_queries(labels, n=8, seed=0):
+    """``n`` query indices of distinct classes, the same for the same labels and seed.
+
+    Classes with at least two images come first (a query alone in its class cannot retrieve a
+    correct neighbour); within them the order is a permutation drawn from ``seed``, and one
+    image of each chosen class is drawn from ``seed`` too. With fewer than ``n`` classes, one
+    query per class.
+
+    Returns
+    -------
+    ndarray of int64, shape (min(n, number of classes),), in increasing order
+    """
+    if int(n) < 1:
+        raise ValueError("the number of queries must be positive, got %r" % (n,))
+    labels = np.asarray(labels).reshape(-1)
+    if labels.size == 0:
+        raise ValueError("cannot pick queries from an empty label array")
+    rng = np.random.default_rng(seed)
+    classes, counts = np.unique(labels, return_counts=True)
+    several = rng.permutation(classes[counts >= 2])
+    single = rng.permutation(classes[counts < 2])
+    chosen = np.concatenate([several, single])[: int(n)]
+    picks = []
+    for cls in chosen:
+        members = np.flatnonzero(labels == cls)
+        picks.append(int(members[rng.integers(len(members))]))
+    return np.sort(np.asarray(picks, dtype=np.int64))
+
+
+def log_retrieval_grid(writer, tag, embeddings, labels, images_fn, query_indices, step, k=8,
+                       thumb=64, border=3):
+    """Log the top-``k`` neighbours of ``query_indices`` as one image under ``tag``.
+
+    Parameters
+    ----------
+    writer : tensorboardX.SummaryWriter (``TrainingSummary.writer``)
+    tag : str
+        Image tag, e.g. ``retrieval/test``.
+    embeddings : ndarray, shape (N, D)
+        Test embeddings (rows are L2-normalised here, as in evaluation).
+    labels : ndarray, shape (N,)
+    images_fn : callable
+        ``images_fn(index) -> uint8 (H, W, 3) RGB`` image of row ``index``; called only for the
+        queries and their neighbours.
+    query_indices : sequence of int
+        Rows used as queries, kept fixed over training (``pick_fixed_queries``).
+    step : int
+        Global step.
+    k : int
+        Neighbours per query (at most N - 1; fewer are shown when N is smaller).
+
+    Returns
+    -------
+    ndarray of uint8 (H, W, 3)
+        The grid that was logged.
+    """
+    labels = np.asarray(labels).reshape(-1)
+    embeddings = _unit_rows(embeddings)
+    if embeddings.shape[0] != labels.shape[0]:
+        raise ValueError("got %d embeddings but %d labels" % (embeddings.shape[0], labels.shape[0]))
+    k = min(int(k), embeddings.shape[0] - 1)
+    query_indices = np.asarray(query_indices, dtype=np.int64).reshape(-1)
+    neighbors, _ = query_neighbors(embeddings, query_indices, k)
+    correct = labels[neighbors] == labels[query_indices][:, None]
+    cache = {}
+
+    def image(index):
+        if index not in cache:
+            cache[index] = images_fn(int(index))
+        return cache[index]
+
+    grid = retrieval_grid([image(q) for q in query_indices],
+                          [[image(i) for i in row] for row in neighbors], correct,
+                          thumb=thumb, border=border)
+    writer.add_image(tag, grid, step, dataformats="HWC")
+    return grid
+
+
+def subsample_indices(num, max_points):
+    """``max_points`` evenly spaced indices of ``range(num)`` (all of them when num <= max_points).
+
+    Deterministic; on a split stored class by class (as CARS196's and the demo's are), evenly
+    spaced rows cover every class.
+    """
+    if int(max_points) < 1:
+        raise ValueError("max_points must be positive, got %r" % (max_points,))
+    if num <= max_points:
+        return np.arange(num, dtype=np.int64)
+    return np.floor(np.linspace(0, num - 1, int(max_points))).astype(np.int64)
+
+
+def log_projector(writer, embeddings, labels, thumbnails, step, max_points=1000, tag="test_embeddings",
+                  thumb=32):
+    """Write embeddings, labels and thumbnails for TensorBoard's projector.
+
+    tensorboardX writes ``LOGDIR/<step:05d>/<tag>/tensors.tsv``, ``metadata.tsv`` and
+    ``sprite.png`` and appends an entry to ``LOGDIR/projector_config.pbtxt``.
+
+    Parameters
+    ----------
+    writer : tensorboardX.SummaryWriter
+    embeddings : ndarray, shape (N, D)
+        Written as they are (not normalised).
+    labels : ndarray, shape (N,)
+        Class per row, the projector's metadata (colour by label).
+    thumbnails : uint8 ndarray (N, H, W, 3), a callable ``index -> uint8 (H, W, 3)``, or None
+        Images of the rows; a callable is asked only for the subsampled rows.
+    step : int
+        Global step (the sub-directory name).
+    max_points : int
+        At most this many rows, chosen by ``subsample_indices``.
+    tag : str
+        Embedding name in the projector.
+    thumb : int
+        Side of the sprite's thumbnails (reduced if the sprite would exceed 8192 pixels).
+
+    Returns
+    -------
+    ndarray of int64
+        The rows written.
+    """
+    embeddings = np.asarray(embeddings, dtype=np.float32)
+    labels = np.asarray(labels).reshape(-1)
+    if embeddings.ndim != 2 or embeddings.shape[0] != labels.shape[0]:
+        raise ValueError("embeddings must be (N, D) with one label per row, got %s and %d labels"
+                         % (embeddings.shape, labels.shape[0]))
+    rows = subsample_indices(embeddings.shape[0], max_points)
+    label_img = None
+    if thumbnails is not None:
+        if not callable(thumbnails) and len(thumbnails) != embeddings.shape[0]:
+            raise ValueError("got %d thumbnails for %d embeddings" % (len(thumbnails), embeddings.shape[0]))
+        side = max(1, min(int(thumb), MAX_SPRITE_SIDE // int(math.ceil(math.sqrt(len(rows))))))
+        images = [thumbnails(int(i)) if callable(thumbnails) else thumbnails[i] for i in rows]
+        stack = np.stack([_thumbnail(image, side, "thumbnail of row %d" % i)
+                          for i, image in zip(rows, images)])
+        label_img = stack.transpose(0, 3, 1, 2).astype(np.float32) / 255.0
+    writer.add_embedding(embeddings[rows], metadata=[str(v) for v in labels[rows]], label_img=label_img,
+                         global_step=step, tag=tag)
+    return rows
