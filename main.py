@@ -102,6 +102,8 @@ def _raise_terminated(signum, frame):
 
 def run(args):
     validate_args(args)
+    # Loss flags are checked (and the loss built) before devices, data or files are touched.
+    loss_fn = loss_factory.build_loss_from_args(args)
     ctx = resolve_contexts(args.gpu_idx)
     per_device = args.batch_size // len(ctx)
     if args.batch_size % len(ctx) or per_device % args.num_instances:
@@ -110,7 +112,6 @@ def run(args):
             "of --num_instances %d" % (args.batch_size, len(ctx), per_device, args.num_instances)
         )
     check_save_dir(args)
-    loss_fn = loss_factory.build_loss_from_args(args)
     net = model.build_network(args.backbone, args.embed_dim,
                               l2_normalize=loss_factory.loss_wants_normalized_embeddings(args.loss))
     train_loader, test_loader, info = data.build_loaders(
