@@ -24,13 +24,15 @@ import model  # noqa: E402
 from utils import checkpoint as checkpoints  # noqa: E402
 from utils.devices import resolve_contexts  # noqa: E402
 from utils.engine import NonFiniteLossError, evaluate, train_one_epoch  # noqa: E402
-from utils.options import build_parser, validate_args  # noqa: E402
+from utils.options import build_parser, metric_keys, validate_args  # noqa: E402
 from utils.regularization import regularized_params  # noqa: E402
 from utils.schedules import lr_scheduler_from_args  # noqa: E402
 from utils.visualize import log_projector, log_retrieval_grid, pick_fixed_queries  # noqa: E402
 from utils.summary import TrainingSummary  # noqa: E402
 
 logger = logging.getLogger("ee_gluon")
+
+DEFAULT_RECALLK = (1, 2, 4, 8)  # the original's --recallk
 
 
 def setup_logging(save_dir):
@@ -65,10 +67,8 @@ def build_trainer(net, args, ctx, kvstore=None):
                             update_on_kvstore=False if distributed else None)
 
 
-def metric_record(recalls, epoch):
-    record = {"epoch": epoch}
-    record.update({"R@%d" % k: value for k, value in recalls.items()})
-    return record
+def metric_record(values, epoch):
+    return dict(values, epoch=epoch)
 
 
 def check_save_dir(args):
@@ -119,6 +119,8 @@ def run(args):
         args.num_workers, seed=args.seed,
     )
     data_dir = info["data_dir"]
+    if args.recallk is None:
+        args.recallk = list(getattr(info["dataset"], "default_recallk", None) or DEFAULT_RECALLK)
     kvstore, rank, num_workers = setup_distributed(args, ctx)
     sampler = info["train_sampler"]
     if num_workers > 1:
@@ -163,7 +165,7 @@ def run(args):
                               purge_step=state["global_step"] + 1 if args.resume else None)
     results = state["results"]
     results_path = os.path.join(args.save_dir, "results.json")
-    first_k = args.recallk[0]
+    best_name = "R@%d" % args.recallk[0]  # the metric that picks the best parameters
     best_stem = [None]
 
     test_images = test_loader._dataset
@@ -175,10 +177,11 @@ def run(args):
         return test_images[index][0]
 
     def run_evaluation(epoch):
-        recalls, embeddings = evaluate(net, test_loader, info["test_labels"], ctx, args.recallk,
-                                       progress=args.progress, return_embeddings=True)
+        values, embeddings = evaluate(net, test_loader, info["test_labels"], ctx, args.recallk,
+                                      progress=args.progress, return_embeddings=True,
+                                      metrics=args.eval_metrics, knn=args.knn)
         step = epoch * iters_per_epoch
-        summary.metrics(step, epoch, recalls)
+        summary.metrics(step, epoch, values)
         if grid_queries is not None:
             log_retrieval_grid(summary.writer, "retrieval/test", embeddings, info["test_labels"],
                                test_image, grid_queries, step, k=8)
@@ -186,8 +189,8 @@ def run(args):
             log_projector(summary.writer, embeddings, info["test_labels"], test_image, step,
                           max_points=args.projector_points)
         logger.info("epoch %d: %s", epoch,
-                    "  ".join("R@%d %.4f" % (k, v) for k, v in recalls.items()))
-        return recalls
+                    "  ".join("%s %.4f" % item for item in values.items()))
+        return values
 
     def write_checkpoint():
         if is_chief:
@@ -218,16 +221,16 @@ def run(args):
                         trainer.learning_rate, time.time() - start)
             row = {"epoch": done, "step": done * iters_per_epoch, "loss": mean_loss,
                    "lr": trainer.learning_rate}
-            row.update({"R@%d" % k: "" for k in args.recallk})
+            row.update({key: "" for key in metric_keys(args)})
             if is_chief and (done % args.eval_epoch_term == 0 or done == args.epochs):
-                recalls = run_evaluation(done)
-                row.update({"R@%d" % k: v for k, v in recalls.items()})
-                results["last"] = metric_record(recalls, done)
+                values = run_evaluation(done)
+                row.update(values)
+                results["last"] = metric_record(values, done)
                 net.save_parameters(os.path.join(args.save_dir, "model_last.params"))
                 best = results["best"]
-                if best is None or recalls[first_k] > best["R@%d" % first_k]:
-                    results["best"] = metric_record(recalls, done)
-                    summary.best(done * iters_per_epoch, done, first_k, recalls[first_k])
+                if best is None or values[best_name] > best[best_name]:
+                    results["best"] = metric_record(values, done)
+                    summary.best(done * iters_per_epoch, done, best_name, values[best_name])
                     net.save_parameters(os.path.join(args.save_dir, "model_epoch_%05d.params" % done))
                     best_stem[0] = "%se%06d-s%09d" % (checkpoints.PREFIX, done, done * iters_per_epoch)
                 write_checkpoint()
@@ -255,8 +258,8 @@ def run(args):
 
             export_network(net, os.path.join(args.save_dir, "export", "model"), args.image_size)
         best = results["best"]
-        logger.info("done: best R@%d %.4f at epoch %d; last R@%d %.4f", first_k,
-                    best["R@%d" % first_k], best["epoch"], first_k, results["last"]["R@%d" % first_k])
+        logger.info("done: best %s %.4f at epoch %d; last %s %.4f", best_name, best[best_name],
+                    best["epoch"], best_name, results["last"][best_name])
     return results
 
 

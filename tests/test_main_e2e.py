@@ -47,6 +47,8 @@ def test_train_two_epochs(tiny_demo, tmp_path):
     for key in ("best", "last", "initial"):
         assert results[key] is not None and "R@1" in results[key], "%s metrics missing: %r" % (key, results)
     assert results["last"]["epoch"] == 2, "last metrics come from epoch 2: %r" % results["last"]
+    for key in ("R@1", "R@8", "MAP@R", "RP", "NMI", "F1"):
+        assert 0.0 <= results["last"][key] <= 1.0, "%s missing or out of range: %r" % (key, results["last"])
     best_file = os.path.join(save_dir, "model_epoch_%05d.params" % results["best"]["epoch"])
     assert os.path.isfile(best_file), "best parameters %s not saved" % best_file
     assert os.path.isfile(os.path.join(save_dir, "model_last.params")), "last parameters not saved"
@@ -55,7 +57,8 @@ def test_train_two_epochs(tiny_demo, tmp_path):
     assert os.path.isfile(os.path.join(save_dir, "train.log")), "train.log missing"
 
     tags = _read_tags(os.path.join(save_dir, "tensorboard_log"))
-    for tag in ("loss", "lr", "loss_epoch", "lr_epoch", "metric/R1", "metric_epoch/R1",
+    for tag in ("loss", "lr", "loss_epoch", "lr_epoch", "metric/R1", "metric_epoch/R1", "metric/MAP@R",
+                "metric_epoch/NMI", "metric/F1", "metric/RP",
                 "metric/R8", "metric/R1/best", "metric_epoch/R1/best"):
         assert tag in tags, "tag %s missing from the event file (have %s)" % (tag, sorted(tags))
     assert [step for step, _ in tags["loss_epoch"]] == [1, 2], "loss_epoch per epoch: %r" % tags["loss_epoch"]

@@ -21,11 +21,14 @@ ORIGINAL_DEFAULTS = {
     "summary_step": 10, "wd": 0.0005, "embed_dim": 512, "seed": 0, "batch_size": 128,
     "soft_margin": False, "lr_decay_epochs": [10, 20, 40, 80], "n_inner_pts": 2, "ee_l2norm": True,
     "alpha": 10, "margin": 1e-5, "num_workers": 10, "num_instances": 32, "backbone": "googlenet",
-    "recallk": [1, 2, 4, 8], "loss": "hphn-triplet", "kvstore": "device",
+    "loss": "hphn-triplet", "kvstore": "device",
 }
 
 
 def test_original_flags_and_defaults():
+    import main
+
+    assert main.DEFAULT_RECALLK == (1, 2, 4, 8), "--recallk falls back to the original's 1,2,4,8"
     args = build_parser().parse_args([])
     for name, value in ORIGINAL_DEFAULTS.items():
         assert getattr(args, name) == value, "--%s default %r, original %r" % (

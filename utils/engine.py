@@ -8,7 +8,7 @@ import mxnet as mx
 import numpy as np
 from tqdm import tqdm
 
-from .metrics import recall_at_k
+from .metrics import evaluate_embeddings, l2_normalize
 from .regularization import l2_regularization, scale_gradients
 
 logger = logging.getLogger(__name__)
@@ -128,14 +128,16 @@ def embed_dataset(net, loader, ctx, progress=True, desc="embedding"):
     return np.concatenate(chunks, axis=0).astype(np.float32, copy=False)
 
 
-def evaluate(net, loader, labels, ctx, ks, progress=True, return_embeddings=False):
-    """Recall@K of the test split, query = gallery, self excluded. Returns ``{k: recall}``, and
+def evaluate(net, loader, labels, ctx, ks, progress=True, return_embeddings=False,
+             metrics=("recall",), knn="numpy", cluster_backend="auto"):
+    """Metrics of the test split (query = gallery, self excluded) as a flat dict
+    (``{'R@1': ..., 'MAP@R': ..., 'NMI': ...}``, see ``utils.metrics.evaluate_embeddings``), and
     the unit-norm embeddings too when ``return_embeddings``."""
     start = time.time()
     embeddings = embed_dataset(net, loader, ctx, progress=progress, desc="evaluating")
     # Unit vectors for evaluation whatever the network returns (the Symm losses train unnormalised).
-    norms = np.linalg.norm(embeddings, axis=1, keepdims=True)
-    embeddings = embeddings / np.maximum(norms, 1e-12)
-    recalls = recall_at_k(embeddings, labels, ks)
+    embeddings = l2_normalize(embeddings)
+    values = evaluate_embeddings(embeddings, labels, ks, metrics=metrics, knn=knn,
+                                 cluster_backend=cluster_backend)
     logger.info("evaluated %d images in %.1f s", len(labels), time.time() - start)
-    return (recalls, embeddings) if return_embeddings else recalls
+    return (values, embeddings) if return_embeddings else values

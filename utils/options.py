@@ -25,6 +25,29 @@ def int_list(value):
     return items
 
 
+EVAL_METRICS = ("recall", "map_at_r", "r_precision", "nmi", "f1")
+# Names of the values each metric adds to results.json and TensorBoard (R@k for each k).
+METRIC_KEYS = {"map_at_r": "MAP@R", "r_precision": "RP", "nmi": "NMI", "f1": "F1"}
+
+
+def metric_list(value):
+    """'recall,nmi' → ['recall', 'nmi'], checked against EVAL_METRICS."""
+    items = [part.strip().lower() for part in str(value).split(",") if part.strip()]
+    unknown = [item for item in items if item not in EVAL_METRICS]
+    if unknown or not items:
+        raise argparse.ArgumentTypeError(
+            "unknown metric %r; choose from %s" % (unknown[0] if unknown else value, ",".join(EVAL_METRICS)))
+    if "recall" not in items:
+        raise argparse.ArgumentTypeError("recall must be among the metrics: R@K picks the best epoch")
+    return items
+
+
+def metric_keys(args):
+    """The result keys an evaluation produces, in a fixed order (the summary.csv columns)."""
+    keys = ["R@%d" % k for k in args.recallk]
+    return keys + [METRIC_KEYS[m] for m in EVAL_METRICS[1:] if m in args.eval_metrics]
+
+
 def build_parser():
     parser = argparse.ArgumentParser(
         description="Embedding Expansion (CVPR 2020) deep metric learning in MXNet Gluon.",
@@ -92,8 +115,15 @@ def build_parser():
     evaluation.add_argument("--eval_epoch_term", default=50, type=int, help="evaluate every N epochs")
     evaluation.add_argument("--eval_at_start", default=True, type=str2bool,
                             help="evaluate once before training, as a baseline")
-    evaluation.add_argument("--recallk", default=[1, 2, 4, 8], type=int_list,
-                            help="ranks K of Recall@K")
+    evaluation.add_argument("--recallk", default=None, type=int_list,
+                            help="ranks K of Recall@K; default: the dataset's (1,2,4,8 as the "
+                                 "original; 1,10,100,1000 for SOP)")
+    evaluation.add_argument("--eval_metrics", default=list(EVAL_METRICS), type=metric_list,
+                            help="comma-separated metrics to compute at evaluation, from %s; "
+                                 "leave out nmi,f1 to skip clustering (slow on SOP)"
+                                 % ",".join(EVAL_METRICS))
+    evaluation.add_argument("--knn", default="numpy", choices=["numpy", "faiss"],
+                            help="exact nearest-neighbour backend (faiss only when installed)")
     evaluation.add_argument("--summary_step", default=10, type=int,
                             help="log loss and lr every N iterations")
     evaluation.add_argument("--save_dir", default="./log/will/be/saved/here",
@@ -157,6 +187,6 @@ def validate_args(args):
             "--lr_decay_epochs must be strictly increasing positive epochs, got %s"
             % ",".join(map(str, args.lr_decay_epochs))
         )
-    if min(args.recallk) < 1:
+    if args.recallk is not None and min(args.recallk) < 1:
         raise ValueError("--recallk must list positive ranks, got %s" % ",".join(map(str, args.recallk)))
     return args

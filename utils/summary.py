@@ -39,15 +39,22 @@ class TrainingSummary:
         self.writer.add_scalar("loss_epoch", mean_loss, epoch)
         self.writer.add_scalar("lr_epoch", lr, epoch)
 
-    def metrics(self, global_step, epoch, metrics, prefix="R"):
-        """Log ``{k: value}`` as ``metric/R{k}`` and ``metric_epoch/R{k}``."""
-        for k, value in metrics.items():
-            self.writer.add_scalar("metric/%s%s" % (prefix, k), value, global_step)
-            self.writer.add_scalar("metric_epoch/%s%s" % (prefix, k), value, epoch)
+    @staticmethod
+    def metric_tag(name):
+        """'R@1' → 'R1' (the original's tag); other names ('MAP@R', 'NMI', ...) stay as they are."""
+        return "R" + name[2:] if name.startswith("R@") else name
 
-    def best(self, global_step, epoch, k, value, prefix="R"):
-        self.writer.add_scalar("metric/%s%s/best" % (prefix, k), value, global_step)
-        self.writer.add_scalar("metric_epoch/%s%s/best" % (prefix, k), value, epoch)
+    def metrics(self, global_step, epoch, metrics):
+        """Log ``{'R@1': v, 'MAP@R': v, ...}`` as ``metric/R1``, ``metric_epoch/R1``, ..."""
+        for name, value in metrics.items():
+            tag = self.metric_tag(name)
+            self.writer.add_scalar("metric/%s" % tag, value, global_step)
+            self.writer.add_scalar("metric_epoch/%s" % tag, value, epoch)
+
+    def best(self, global_step, epoch, name, value):
+        tag = self.metric_tag(name)
+        self.writer.add_scalar("metric/%s/best" % tag, value, global_step)
+        self.writer.add_scalar("metric_epoch/%s/best" % tag, value, epoch)
 
     def csv_row(self, row):
         """Append one row (a dict) to summary.csv, writing the header with the first row."""
