@@ -57,7 +57,7 @@ def test_train_two_epochs(tiny_demo, tmp_path):
     assert os.path.isfile(os.path.join(save_dir, "train.log")), "train.log missing"
 
     tags = _read_tags(os.path.join(save_dir, "tensorboard_log"))
-    for tag in ("loss", "lr", "loss_epoch", "lr_epoch", "metric/R1", "metric_epoch/R1", "metric/MAP@R",
+    for tag in ("loss", "lr", "loss_epoch", "lr_epoch", "metric/R1", "metric_epoch/R1", "metric/MAP_R",
                 "metric_epoch/NMI", "metric/F1", "metric/RP",
                 "metric/R8", "metric/R1/best", "metric_epoch/R1/best"):
         assert tag in tags, "tag %s missing from the event file (have %s)" % (tag, sorted(tags))

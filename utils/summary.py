@@ -41,8 +41,9 @@ class TrainingSummary:
 
     @staticmethod
     def metric_tag(name):
-        """'R@1' → 'R1' (the original's tag); other names ('MAP@R', 'NMI', ...) stay as they are."""
-        return "R" + name[2:] if name.startswith("R@") else name
+        """'R@1' → 'R1' (the original's tag), 'MAP@R' → 'MAP_R' (TensorBoard tags take no '@');
+        'RP', 'NMI', 'F1' stay as they are."""
+        return "R" + name[2:] if name.startswith("R@") else name.replace("@", "_")
 
     def metrics(self, global_step, epoch, metrics):
         """Log ``{'R@1': v, 'MAP@R': v, ...}`` as ``metric/R1``, ``metric_epoch/R1``, ..."""
