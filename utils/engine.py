@@ -135,6 +135,13 @@ def evaluate(net, loader, labels, ctx, ks, progress=True, return_embeddings=Fals
     the unit-norm embeddings too when ``return_embeddings``."""
     start = time.time()
     embeddings = embed_dataset(net, loader, ctx, progress=progress, desc="evaluating")
+    bad_rows = ~np.isfinite(embeddings).all(axis=1)
+    if bad_rows.any():
+        # Only reachable with --nan_policy=skip_batch after the parameters broke: score such rows
+        # as zero vectors rather than crash the metrics (k-means refuses NaN).
+        logger.warning("%d of %d test embeddings are not finite; they are scored as zero vectors",
+                       int(bad_rows.sum()), len(bad_rows))
+        embeddings = np.where(bad_rows[:, None], 0.0, embeddings).astype(np.float32)
     # Unit vectors for evaluation whatever the network returns (the Symm losses train unnormalised).
     embeddings = l2_normalize(embeddings)
     values = evaluate_embeddings(embeddings, labels, ks, metrics=metrics, knn=knn,
