@@ -121,6 +121,7 @@ def run(args):
     data_dir = info["data_dir"]
     if args.recallk is None:
         args.recallk = list(getattr(info["dataset"], "default_recallk", None) or DEFAULT_RECALLK)
+    data.eval_k_cap(args.recallk, info["num_test_images"])
     kvstore, rank, num_workers = setup_distributed(args, ctx)
     sampler = info["train_sampler"]
     if num_workers > 1:

@@ -55,10 +55,11 @@ def build_parser():
     )
     data = parser.add_argument_group("data")
     data.add_argument("--data_name", default="car196",
-                      help="dataset: cars196 (alias car196, the original's default) or demo")
+                      help="dataset: cars196 (alias car196, the original's default), cub200, sop, "
+                           "demo, or folder (your own DIR/train/<class>/*.jpg and DIR/test/<class>/*.jpg)")
     data.add_argument("--data_dir", default=None,
-                      help="dataset directory (default: ./data/CARS_196 for cars196, "
-                           "./data/demo for demo)")
+                      help="dataset directory (default: ./data/CARS_196, ./data/CUB_200_2011, "
+                           "./data/Stanford_Online_Products, ./data/demo; required for folder)")
     data.add_argument("--image_size", default=227, type=int, help="width and height of the input images")
     data.add_argument("--batch_size", default=128, type=int, help="images per iteration (over all devices)")
     data.add_argument("--num_instances", default=32, type=int,

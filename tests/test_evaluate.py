@@ -1,0 +1,210 @@
+"""evaluate.py: a saved checkpoint on a test split, stored embeddings, and bad input."""
+import json
+import os
+import shutil
+import subprocess
+import sys
+
+import mxnet as mx
+import numpy as np
+import pytest
+
+import evaluate
+import model
+from data import TestTransform, decode_image
+from data.demo import generate_demo
+from utils.metrics import evaluate_embeddings
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+SIZE = 32
+METRIC_KEYS = ["R@1", "R@2", "R@4", "R@8", "MAP@R", "RP", "NMI", "F1"]
+
+
+@pytest.fixture(scope="module")
+def setup(tmp_path_factory):
+    base = tmp_path_factory.mktemp("evaluate")
+    data_dir = generate_demo(str(base / "demo"), classes=6, per_class=5, size=SIZE)
+    run_dir = base / "run"
+    run_dir.mkdir()
+    net = model.build_network("googlenet", embed_dim=8)
+    model.initialize_network(net, [mx.cpu()], pretrained="none")
+    net(mx.nd.zeros((1, SIZE, SIZE, 3), dtype="uint8"))  # deferred shapes resolved before saving
+    params = str(run_dir / "model_last.params")
+    net.save_parameters(params)
+    run_args = {"backbone": "googlenet", "embed_dim": 8, "image_size": SIZE, "loss": "hphn-triplet",
+                "data_name": "demo", "data_dir": data_dir}
+    with open(str(run_dir / "args.json"), "w") as handle:
+        json.dump(run_args, handle)
+    return {"base": base, "data": data_dir, "params": params, "net": net, "run_args": run_args}
+
+
+def _test_split(data_dir):
+    lines = open(os.path.join(data_dir, "test.txt")).read().split("\n")[1:]
+    rows = [line.split() for line in lines if line.strip()]
+    return [os.path.join(data_dir, r[3]) for r in rows], np.array([int(r[1]) for r in rows], np.int32)
+
+
+def _expected_embeddings(net, paths):
+    batch = np.stack([TestTransform(SIZE)(decode_image(p)) for p in paths])
+    out = net(mx.nd.array(batch, dtype="uint8")).asnumpy()
+    return out / np.linalg.norm(out, axis=1, keepdims=True)
+
+
+def _main(capsys, *argv):
+    code = evaluate.main(["--progress=False"] + list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def _one_error_line(err):
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error: "), "one 'error:' line expected: %r" % err
+    assert "Traceback" not in err, "no traceback: %r" % err
+    return lines[0]
+
+
+def test_checkpoint_end_to_end(setup, tmp_path):
+    saved = str(tmp_path / "emb.npy")
+    proc = subprocess.run(
+        [sys.executable, "evaluate.py", "--checkpoint", setup["params"], "--data_name", "demo",
+         "--data_dir", setup["data"], "--gpu_idx=-1", "--num_workers", "0", "--batch_size", "7",
+         "--save_embeddings", saved],
+        cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, "evaluate.py failed: %s" % proc.stderr[-2000:]
+    assert "Traceback" not in proc.stderr, "no traceback on success: %s" % proc.stderr[-2000:]
+    printed = {}
+    for line in proc.stdout.splitlines():
+        fields = line.split()
+        if len(fields) == 2 and fields[0] in METRIC_KEYS:
+            printed[fields[0]] = float(fields[1])
+    assert list(printed) == METRIC_KEYS, "every metric printed in order: %s" % proc.stdout
+    out = os.path.join(os.path.dirname(setup["params"]), "model_last_metrics.json")
+    report = json.load(open(out))
+    assert list(report["metrics"]) == sorted(METRIC_KEYS), "json metrics %s" % report["metrics"]
+    assert report["num_images"] == 15 and report["num_classes"] == 3, "demo test split: %s" % report
+    assert report["data_name"] == "demo" and report["recallk"] == [1, 2, 4, 8], "report %s" % report
+    for key, value in printed.items():
+        assert abs(report["metrics"][key] - value) < 5e-5, "%s printed %s, written %s" % (key, value, report["metrics"][key])
+
+    paths, labels = _test_split(setup["data"])
+    embeddings = np.load(saved)
+    want = _expected_embeddings(setup["net"], paths)
+    assert embeddings.shape == (15, 8) and np.allclose(embeddings, want, atol=1e-5), \
+        "saved embeddings differ from the network's by %g" % np.abs(embeddings - want).max()
+    assert np.array_equal(np.load(str(tmp_path / "emb.labels.npy")), labels), "labels saved beside"
+    listed = open(str(tmp_path / "emb.paths.txt")).read().split("\n")[:-1]
+    assert listed == [os.path.abspath(p) for p in paths], "paths sidecar in test order"
+    direct = evaluate_embeddings(want, labels, (1, 2, 4, 8))
+    for key in METRIC_KEYS:
+        assert abs(direct[key] - report["metrics"][key]) < 1e-6, \
+            "%s: evaluate.py %s vs utils.metrics %s" % (key, report["metrics"][key], direct[key])
+
+
+def test_dataset_and_network_from_args_json(setup, tmp_path, capsys):
+    out = str(tmp_path / "sub" / "m.json")
+    code, stdout, err = _main(capsys, "--checkpoint", setup["params"], "--num_workers", "0",
+                              "--recallk", "1,3", "--eval_metrics", "recall,map_at_r", "--out", out)
+    assert code == 0, "evaluation failed: %s" % err
+    report = json.load(open(out))
+    assert sorted(report["metrics"]) == ["MAP@R", "R@1", "R@3"], "only what was asked: %s" % report["metrics"]
+    assert report["data_dir"] == os.path.abspath(setup["data"]), "data_dir taken from args.json"
+    assert "R@3" in stdout and "NMI" not in stdout, "printed: %s" % stdout
+
+
+def test_stored_embeddings_match_metrics(tmp_path, capsys, caplog):
+    rng = np.random.default_rng(0)
+    labels = np.repeat(np.arange(5), 4)
+    embeddings = rng.normal(size=(20, 6)).astype(np.float32) + 2.0 * np.eye(6, dtype=np.float32)[labels]
+    np.save(str(tmp_path / "e.npy"), embeddings)
+    np.save(str(tmp_path / "l.npy"), labels)
+    code, stdout, err = _main(capsys, "--embeddings", str(tmp_path / "e.npy"), "--labels",
+                              str(tmp_path / "l.npy"), "--data_name", "sop")
+    assert code == 0, "evaluation of stored embeddings failed: %s" % err
+    report = json.load(open(str(tmp_path / "e_metrics.json")))
+    direct = evaluate_embeddings(embeddings, labels, (1, 10, 100, 1000))
+    assert list(direct) == ["R@1", "R@10", "R@100", "R@1000", "MAP@R", "RP", "NMI", "F1"], "SOP ranks: %s" % direct
+    for key, value in direct.items():
+        assert abs(report["metrics"][key] - value) < 1e-9, "%s: %s vs %s" % (key, report["metrics"][key], value)
+    assert report["metrics"]["R@100"] == report["metrics"]["R@1000"] == 1.0, "ranks beyond N - 1 are clipped"
+    warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert any("R@100,1000" in w and "equal R@19" in w for w in warnings), "clip warned: %s" % warnings
+
+
+def test_non_finite_rows_score_as_zero_vectors(tmp_path, capsys, caplog):
+    embeddings = np.eye(6, dtype=np.float32)[np.repeat(np.arange(3), 2)]
+    embeddings[1] = np.nan
+    np.save(str(tmp_path / "e.npy"), embeddings)
+    np.save(str(tmp_path / "l.npy"), np.repeat(np.arange(3), 2))
+    code, _, err = _main(capsys, "--embeddings", str(tmp_path / "e.npy"), "--labels", str(tmp_path / "l.npy"),
+                         "--eval_metrics", "recall", "--out", str(tmp_path / "m.json"))
+    assert code == 0, "a NaN row is scored, as in training, not refused: %s" % err
+    fixed = embeddings.copy()
+    fixed[1] = 0.0
+    want = evaluate_embeddings(fixed, np.repeat(np.arange(3), 2), (1, 2, 4, 8), metrics=("recall",))
+    assert json.load(open(str(tmp_path / "m.json")))["metrics"] == want, "NaN row = zero vector"
+    assert any("1 of 6 embeddings" in r.getMessage() for r in caplog.records), "warned"
+
+
+def _bad_params(setup, tmp_path):
+    path = str(tmp_path / "garbage" / "model.params")
+    os.makedirs(os.path.dirname(path))
+    open(path, "w").write("not parameters")
+    shutil.copy(os.path.join(os.path.dirname(setup["params"]), "args.json"), os.path.dirname(path))
+    return ["--checkpoint", path]
+
+
+def _mismatched_params(setup, tmp_path):
+    folder = tmp_path / "wide"
+    folder.mkdir()
+    shutil.copy(setup["params"], str(folder / "model.params"))
+    json.dump(dict(setup["run_args"], embed_dim=16), open(str(folder / "args.json"), "w"))
+    return ["--checkpoint", str(folder / "model.params")]
+
+
+def _no_args_json(setup, tmp_path):
+    folder = tmp_path / "bare"
+    folder.mkdir()
+    shutil.copy(setup["params"], str(folder / "model.params"))
+    return ["--checkpoint", str(folder / "model.params"), "--data_name", "demo", "--data_dir", setup["data"]]
+
+
+def _shape_mismatch(setup, tmp_path):
+    np.save(str(tmp_path / "e.npy"), np.ones((6, 4), np.float32))
+    np.save(str(tmp_path / "l.npy"), np.arange(5))
+    return ["--embeddings", str(tmp_path / "e.npy"), "--labels", str(tmp_path / "l.npy")]
+
+
+@pytest.mark.parametrize(
+    "make_argv, message",
+    [
+        (lambda s, t: ["--checkpoint", str(t / "missing.params"), "--data_name", "demo"], "does not exist"),
+        (_no_args_json, "no args.json beside"),
+        (_mismatched_params, "shape incompatible"),
+        (_bad_params, "is not a parameter file saved by main.py"),
+        (_shape_mismatch, "has 6 rows but --labels"),
+        (lambda s, t: ["--embeddings", str(t / "e.npy")], "--embeddings and --labels go together"),
+        (lambda s, t: ["--checkpoint", s["params"], "--embeddings", "e.npy", "--labels", "l.npy"], "not both"),
+        (lambda s, t: [], "nothing to evaluate"),
+        (lambda s, t: ["--checkpoint", s["params"], "--data_name", "imagenet"], "unknown dataset"),
+        (lambda s, t: ["--checkpoint", s["params"], "--eval_metrics", "recall,auc"], "unknown metric 'auc'"),
+        (lambda s, t: ["--checkpoint", s["params"], "--data_name", "cub200", "--data_dir", str(t / "x")],
+         "python3 -m data.prepare cub200"),
+    ],
+    ids=["missing", "no_args_json", "mismatched", "garbage", "shapes", "labels_missing", "both",
+         "nothing", "dataset", "metric", "no_data"],
+)
+def test_bad_input_is_one_line(setup, tmp_path, capsys, make_argv, message):
+    try:
+        code, _, err = _main(capsys, *make_argv(setup, tmp_path))
+    except SystemExit as exit_:  # argparse errors
+        code, err = exit_.code, capsys.readouterr().err
+    assert code == 2, "bad input must exit 2, got %s: %s" % (code, err)
+    line = _one_error_line(err)
+    assert message in line, "expected %r in %r" % (message, line)
+
+
+def test_script_error_has_no_traceback(tmp_path):
+    proc = subprocess.run([sys.executable, "evaluate.py", "--checkpoint", str(tmp_path / "nope.params")],
+                          cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2, "missing checkpoint must exit 2: %s" % proc.stderr
+    assert _one_error_line(proc.stderr).endswith("nope.params does not exist"), proc.stderr
