@@ -273,8 +273,10 @@ def _read_json(path, what):
 
 
 def _one_line(error):
-    text = str(error).strip().splitlines()
-    return text[0] if text else type(error).__name__
+    """The informative line of an error: MXNet's start with "Traceback ..." and end with the cause."""
+    lines = [line.strip() for line in str(error).strip().splitlines() if line.strip()]
+    lines = [line for line in lines if not line.startswith("Traceback")] or lines
+    return lines[-1] if lines else type(error).__name__
 
 
 def load_symbol_network(symbol_file, args, ctx):
