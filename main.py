@@ -116,7 +116,7 @@ def run(args):
                               l2_normalize=loss_factory.loss_wants_normalized_embeddings(args.loss))
     train_loader, test_loader, info = data.build_loaders(
         args.data_name, args.data_dir, args.image_size, args.batch_size, args.num_instances,
-        args.num_workers, seed=args.seed,
+        args.num_workers, seed=args.seed, skip_bad_images=args.skip_bad_images,
     )
     data_dir = info["data_dir"]
     if args.recallk is None:
@@ -155,6 +155,11 @@ def run(args):
     if is_chief:
         checkpoints.write_json(os.path.join(args.save_dir, "args.json"), saved_args)
     logger.info("flags: %s", json.dumps(saved_args, sort_keys=True))
+    if info.get("skipped_images"):
+        with open(os.path.join(args.save_dir, "skipped_images.txt"), "w") as handle:
+            handle.write("\n".join(info["skipped_images"]) + "\n")
+        logger.warning("left out %d unreadable images (listed in skipped_images.txt)",
+                       len(info["skipped_images"]))
     logger.info("data: %d train images of %d classes, %d test images of %d classes",
                 info["num_train_images"], info["num_train_classes"],
                 info["num_test_images"], info["num_test_classes"])

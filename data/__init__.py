@@ -321,8 +321,26 @@ def _check_images_exist(paths, split_path, hint):
         )
 
 
+def drop_unreadable(paths, labels, which):
+    """Decode every image; return the readable ones and the list of those that are not.
+
+    Used by ``--skip_bad_images``: one full decode per image, so it costs a pass over the data.
+    """
+    keep, bad = [], []
+    for index, path in enumerate(paths):
+        try:
+            decode_image(path)
+            keep.append(index)
+        except ValueError:
+            bad.append(path)
+    for path in bad:
+        logger.warning("skipping unreadable %s image %s", which, path)
+    return [paths[i] for i in keep], np.asarray(labels)[keep], bad
+
+
 def build_loaders(
-    data_name, data_dir, image_size, batch_size, num_instances, num_workers, seed=0, test_batch_size=None
+    data_name, data_dir, image_size, batch_size, num_instances, num_workers, seed=0, test_batch_size=None,
+    skip_bad_images=False,
 ):
     """Build the class-balanced train loader and the sequential test loader.
 
@@ -373,6 +391,11 @@ def build_loaders(
 
     train_paths, train_labels = load_split(spec, data_dir, "train")
     test_paths, test_labels = load_split(spec, data_dir, "test")
+    skipped = []
+    if skip_bad_images:
+        train_paths, train_labels, bad_train = drop_unreadable(train_paths, train_labels, "train")
+        test_paths, test_labels, bad_test = drop_unreadable(test_paths, test_labels, "test")
+        skipped = bad_train + bad_test
 
     train_sampler = ClassBalancedBatchSampler(train_labels, batch_size, num_instances, seed=seed)
     train_set = ImageListDataset(train_paths, train_labels, TrainTransform(image_size), seed=seed)
@@ -391,6 +414,7 @@ def build_loaders(
         "test_labels": test_labels,
         "test_paths": test_paths,
         "train_sampler": train_sampler,
+        "skipped_images": skipped,
     }
     logger.info(
         "%s in %s: train %d images / %d classes, test %d images / %d classes; %d batches of %d "

@@ -65,3 +65,27 @@ def test_undecodable_image_is_named(demo_dir, tmp_path):
         assert proc.returncode == 2, "an undecodable image is bad input: %s" % proc.stderr[-2000:]
         lines = [l for l in proc.stderr.splitlines() if l.strip()]
         assert len(lines) == 1 and bad in lines[0], "one line naming the image: %r" % proc.stderr
+
+
+def test_skip_bad_images_lists_and_skips(demo_dir, tmp_path):
+    import shutil
+
+    broken = str(tmp_path / "broken")
+    shutil.copytree(demo_dir, broken)
+    bad = os.path.join(broken, "images", "006", "0003.jpg")
+    with open(bad, "w") as handle:
+        handle.write("not a jpeg")
+    save_dir = str(tmp_path / "run")
+    proc = _run(broken, save_dir, "--epochs=1", "--skip_bad_images=True")
+    assert proc.returncode == 0, "skipping must let the run finish: %s" % proc.stderr[-2000:]
+    listed = open(os.path.join(save_dir, "skipped_images.txt")).read().split()
+    assert listed == [bad], "the unreadable image is listed: %r" % listed
+
+
+def test_class_too_small_for_a_batch_is_refused(demo_dir, tmp_path):
+    # 4 train classes of 6 images; a batch of 5 classes x 2 cannot be filled with distinct classes.
+    proc = _run(demo_dir, str(tmp_path / "run"), "--epochs=1", "--batch_size=10", "--num_instances=2",
+                "--n_inner_pts=0")
+    lines = [l for l in proc.stderr.splitlines() if l.strip()]
+    assert proc.returncode == 2 and len(lines) == 1, proc.stderr
+    assert "classes" in lines[0] and "num_instances" in lines[0], lines[0]

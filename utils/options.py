@@ -65,6 +65,9 @@ def build_parser():
     data.add_argument("--num_instances", default=32, type=int,
                       help="images per class in a batch (even when EE is used)")
     data.add_argument("--num_workers", default=10, type=int, help="data loading worker processes")
+    data.add_argument("--skip_bad_images", default=False, type=str2bool,
+                      help="decode every image first and leave out (and list) those that cannot be "
+                           "decoded, instead of stopping at the first")
 
     model = parser.add_argument_group("model")
     model.add_argument("--backbone", default="googlenet", help="backbone network")
