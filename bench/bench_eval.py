@@ -6,7 +6,10 @@ Prints figures, asserts nothing. (a) SOP size (60,502 x 512, 11,316 classes of 2
 R@1/10/100/1000 + MAP@R + RP vs the bare blocked N x N x 512 matrix product in the same process;
 run in a subprocess so that peak RSS is ru_maxrss of RUSAGE_CHILDREN. (b) CARS196 size
 (8,131 x 512, 98 classes): all metrics vs a naive full N x N distance matrix + argsort. (c) NMI /
-F1 at SOP size with the chosen k-means.
+F1 at SOP size with the chosen k-means (--cluster-backend: auto = sklearn, or faiss).
+
+The machine may be shared: the load average is printed first; compare ratios measured in the
+same run rather than absolute times.
 """
 import argparse
 import json
@@ -128,9 +131,7 @@ def run_nmi(args):
     labels = sop_like_labels(args.sop_n, rng)
     x = unit_vectors(args.sop_n, 512, rng, labels, signal=0.5)
     k = int(labels.max() + 1)
-    backend = args.cluster_backend
-    if backend == "auto":
-        backend = "faiss" if M._faiss(required=False) is not None else "sklearn"
+    backend = "sklearn" if args.cluster_backend == "auto" else args.cluster_backend
     t = time.perf_counter()
     ids = M.cluster(x, k, backend=backend, niter=args.niter)
     t_km = time.perf_counter() - t
@@ -147,15 +148,17 @@ def main():
     p.add_argument("--quick", action="store_true", help="small sizes (seconds)")
     p.add_argument("--part", default="sop,cars,nmi")
     p.add_argument("--knn", default="numpy", choices=["numpy", "faiss"])
-    p.add_argument("--cluster-backend", default="auto")
+    p.add_argument("--cluster-backend", default="auto", choices=["auto", "sklearn", "faiss"])
     p.add_argument("--niter", type=int, default=10)
     p.add_argument("--sop-child", type=int, default=0, help=argparse.SUPPRESS)
     args = p.parse_args()
     if args.sop_child:
         return sop_child(args.sop_child, 512, args.knn)
     args.sop_n, args.cars_n = (6000, 1500) if args.quick else (60502, 8131)
-    print("OMP_NUM_THREADS=%s, faiss installed: %s" % (os.environ.get("OMP_NUM_THREADS", "<unset>"),
-                                                      M._faiss(required=False) is not None))
+    t_start = time.perf_counter()
+    print("OMP_NUM_THREADS=%s, faiss installed: %s, load average %s"
+          % (os.environ.get("OMP_NUM_THREADS", "<unset>"), M._faiss(required=False) is not None,
+             " ".join("%.2f" % v for v in os.getloadavg())))
     parts = args.part.split(",")
     if "sop" in parts:
         run_sop(args)
@@ -163,6 +166,7 @@ def main():
         run_cars(args)
     if "nmi" in parts:
         run_nmi(args)
+    print("total bench time %.0f s" % (time.perf_counter() - t_start))
 
 
 if __name__ == "__main__":
