@@ -103,7 +103,7 @@ def build_parser():
     evaluation.add_argument("--knn", default="numpy", choices=["numpy", "faiss"],
                             help="exact nearest-neighbour backend (faiss only when installed)")
     evaluation.add_argument("--cluster_backend", default="auto", choices=["auto", "sklearn", "faiss"],
-                            help="k-means of nmi and f1: auto = scikit-learn, else sklearn")
+                            help="k-means of nmi and f1: auto and sklearn use scikit-learn, faiss needs faiss-cpu")
 
     output = parser.add_argument_group("output")
     output.add_argument("--out", default=None,
