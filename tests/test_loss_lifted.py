@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 
 from loss import LiftedStructuredLoss, SymmLiftedLoss
+from loss_helpers import finite_difference, mx_loss_and_grad  # noqa: E402
 
-STEP = 1e-6
 
 
 # ----------------------------------------------------------------------------- reference
@@ -64,25 +64,6 @@ def sampler_batch(rng, num_classes, num_instances, dim, normalise=True):
         x /= np.linalg.norm(x, axis=1, keepdims=True)
     y = np.repeat(rng.permutation(100)[:num_classes], num_instances).astype("int32")
     return x, y
-
-
-def mx_loss_and_grad(block, x, y, dtype="float64"):
-    xe = mx.nd.array(x, dtype=dtype)
-    xe.attach_grad()
-    with mx.autograd.record():
-        value = block(xe, mx.nd.array(y, dtype=y.dtype))
-    value.backward()
-    return value.asnumpy(), xe.grad.asnumpy()
-
-
-def finite_difference(fn, x):
-    grad = np.zeros_like(x)
-    for index in np.ndindex(*x.shape):
-        plus, minus = x.copy(), x.copy()
-        plus[index] += STEP
-        minus[index] -= STEP
-        grad[index] = (fn(plus) - fn(minus)) / (2 * STEP)
-    return grad
 
 
 # ----------------------------------------------------------------------------- tests
