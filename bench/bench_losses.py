@@ -11,13 +11,12 @@ backward and waits for the gradient. Prints figures only; nothing is asserted.
 import argparse
 import os
 import sys
-import time
 
 import mxnet as mx
-import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
+from bench_loss import make_batch, time_block  # noqa: E402  (same folder, on sys.path[0])
 from loss import LOSSES, get_loss  # noqa: E402
 from loss.factory import EE_LOSSES, loss_wants_normalized_embeddings  # noqa: E402
 
@@ -35,35 +34,6 @@ def parse_args():
     parser.add_argument("--iters", type=int, default=30, help="timed iterations per setting")
     parser.add_argument("--warmup", type=int, default=5, help="untimed iterations first")
     return parser.parse_args()
-
-
-def make_batch(batch_size, dim, num_instances, normalise, seed=0):
-    rng = np.random.RandomState(seed)
-    x = rng.randn(batch_size, dim).astype("float32")
-    if normalise:
-        x /= np.linalg.norm(x, axis=1, keepdims=True)
-    y = np.repeat(np.arange(batch_size // num_instances), num_instances).astype("int32")
-    embeddings = mx.nd.array(x)
-    embeddings.attach_grad()
-    return embeddings, mx.nd.array(y, dtype="int32")
-
-
-def step(block, embeddings, labels):
-    with mx.autograd.record():
-        values = block(embeddings, labels)
-    values.backward()
-    embeddings.grad.wait_to_read()
-
-
-def time_block(block, embeddings, labels, iters, warmup):
-    for _ in range(warmup):
-        step(block, embeddings, labels)
-    mx.nd.waitall()
-    start = time.perf_counter()
-    for _ in range(iters):
-        step(block, embeddings, labels)
-    mx.nd.waitall()
-    return (time.perf_counter() - start) / iters * 1e3
 
 
 def settings(args):
