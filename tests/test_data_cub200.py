@@ -35,17 +35,6 @@ def _fake_cub(root, classes=6, per_class=2, skip_label_of=None):
     return image_id
 
 
-@pytest.fixture(autouse=True)
-def no_network(monkeypatch):
-    calls = []
-
-    def offline(url, destination, timeout=None):
-        calls.append(url)
-        raise prepare.DownloadError("{}: <urlopen error [Errno -3] offline>".format(url))
-
-    monkeypatch.setattr(prepare, "download_file", offline)
-    return calls
-
 
 def _one_line_error(capsys):
     err = capsys.readouterr().err.strip()

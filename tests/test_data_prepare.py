@@ -26,17 +26,6 @@ def _fake_cars(data_dir, classes=(1, 1, 2, 98, 99, 150, 196), write_images=True)
     return len(classes)
 
 
-@pytest.fixture(autouse=True)
-def no_network(monkeypatch):
-    calls = []
-
-    def offline(url, destination, timeout=None):
-        calls.append(url)
-        raise prepare.DownloadError("{}: <urlopen error [Errno -3] offline>".format(url))
-
-    monkeypatch.setattr(prepare, "download_file", offline)
-    return calls
-
 
 def test_split_files_from_fake_mat(tmp_path):
     data_dir = str(tmp_path / "CARS_196")

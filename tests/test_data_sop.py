@@ -37,17 +37,6 @@ def _fake_sop(root, train_classes=3, test_classes=3, per_class=2, write_images=T
     return counts["train"] + counts["test"]
 
 
-@pytest.fixture(autouse=True)
-def no_network(monkeypatch):
-    calls = []
-
-    def offline(url, destination, timeout=None):
-        calls.append(url)
-        raise prepare.DownloadError("{}: <urlopen error [Errno -3] offline>".format(url))
-
-    monkeypatch.setattr(prepare, "download_file", offline)
-    return calls
-
 
 def _one_line_error(capsys):
     err = capsys.readouterr().err.strip()
