@@ -34,9 +34,10 @@ import numpy as np
 from .dataset import ImageListDataset
 from .folder import LAYOUT_HINT as FOLDER_LAYOUT_HINT
 from .folder import read_folder_split
+from .image_check import unreadable_images
 from .meta import SPLIT_HEADER, read_split, write_split
 from .sampler import ClassBalancedBatchSampler
-from .transforms import MEAN_RGB, STD_RGB, TestTransform, TrainTransform, decode_image
+from .transforms import MEAN_RGB, STD_RGB, ImageDecodeError, TestTransform, TrainTransform, decode_image
 
 logger = logging.getLogger(__name__)
 
@@ -53,6 +54,7 @@ __all__ = [
     "TrainTransform",
     "TestTransform",
     "decode_image",
+    "ImageDecodeError",
     "MEAN_RGB",
     "STD_RGB",
     "SPLIT_HEADER",
@@ -321,6 +323,16 @@ def _check_images_exist(paths, split_path, hint):
         )
 
 
+def _check_headers(paths):
+    """Every image opens (its header reads), before a run writes anything; one line otherwise."""
+    bad = unreadable_images(paths)
+    if bad:
+        raise ValueError(
+            "cannot decode image {}: not a readable image{}; replace it, or pass "
+            "--skip_bad_images=True to leave out the images that cannot be decoded".format(
+                bad[0], " ({} of {} images are not)".format(len(bad), len(paths)) if len(bad) > 1 else ""))
+
+
 def drop_unreadable(paths, labels, which):
     """Decode every image; return the readable ones and the list of those that are not.
 
@@ -396,6 +408,8 @@ def build_loaders(
         train_paths, train_labels, bad_train = drop_unreadable(train_paths, train_labels, "train")
         test_paths, test_labels, bad_test = drop_unreadable(test_paths, test_labels, "test")
         skipped = bad_train + bad_test
+    else:
+        _check_headers(list(train_paths) + list(test_paths))
 
     train_sampler = ClassBalancedBatchSampler(train_labels, batch_size, num_instances, seed=seed)
     train_set = ImageListDataset(train_paths, train_labels, TrainTransform(image_size), seed=seed)

@@ -24,6 +24,10 @@ STD_RGB = (0.229, 0.224, 0.225)
 CROP_ENLARGE = 1.125
 
 
+class ImageDecodeError(ValueError):
+    """An image file could not be decoded (its message names the file)."""
+
+
 def decode_image(path):
     """Read an image file as a uint8 RGB array.
 
@@ -39,8 +43,8 @@ def decode_image(path):
 
     Raises
     ------
-    ValueError
-        ``cannot decode image <path>: ...`` when the file is missing or unreadable.
+    ImageDecodeError
+        A ``ValueError``: ``cannot decode image <path>: ...`` when the file is missing or unreadable.
     """
     image = cv2.imread(path, cv2.IMREAD_COLOR)
     if image is None:
@@ -48,7 +52,7 @@ def decode_image(path):
             reason = "no such file"
         else:
             reason = "OpenCV cannot read it (corrupt, empty or unsupported format)"
-        raise ValueError("cannot decode image {}: {}".format(path, reason))
+        raise ImageDecodeError("cannot decode image {}: {}".format(path, reason))
     return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
 
 

@@ -59,8 +59,18 @@ def initialize_network(net, ctx, pretrained="imagenet"):
     return net
 
 
+def materialize(net, ctx, image_size):
+    """Finish the deferred initialisation of ``net`` on every context of ``ctx`` with one forward
+    pass of a blank uint8 image in inference mode (BatchNorm statistics are not touched), so its
+    parameters can be saved before training. The initialisers draw the same numbers as they would
+    at the first training batch, as long as nothing else draws from MXNet's generator between."""
+    for context in (ctx if isinstance(ctx, (list, tuple)) else [ctx]):
+        net(mx.nd.zeros((1, image_size, image_size, 3), dtype="uint8", ctx=context))
+    return net
+
+
 __all__ = [
     "BACKBONES", "EmbeddingHead", "EmbeddingNetwork", "InputNormalization", "ZooBackbone",
-    "build_network", "expected_imagenet_file", "get_backbone", "initialize_network",
+    "build_network", "expected_imagenet_file", "get_backbone", "initialize_network", "materialize",
     "load_backbone_weights", "normalize_backbone_name",
 ]

@@ -1,4 +1,5 @@
 """End to end: main.py trains on a few generated images, logs the original's tags, saves results."""
+import glob
 import json
 import os
 import subprocess
@@ -49,9 +50,10 @@ def test_train_two_epochs(tiny_demo, tmp_path):
     assert results["last"]["epoch"] == 2, "last metrics come from epoch 2: %r" % results["last"]
     for key in ("R@1", "R@8", "MAP@R", "RP", "NMI", "F1"):
         assert 0.0 <= results["last"][key] <= 1.0, "%s missing or out of range: %r" % (key, results["last"])
-    best_file = os.path.join(save_dir, "model_epoch_%05d.params" % results["best"]["epoch"])
+    best_file = os.path.join(save_dir, "model_best.params")
     assert os.path.isfile(best_file), "best parameters %s not saved" % best_file
     assert os.path.isfile(os.path.join(save_dir, "model_last.params")), "last parameters not saved"
+    assert not glob.glob(os.path.join(save_dir, "model_epoch_*")), "only the best and last parameters are kept"
     saved_args = json.load(open(os.path.join(save_dir, "args.json")))
     assert saved_args["n_inner_pts"] == 2 and saved_args["data_name"] == "demo", "args.json incomplete"
     assert os.path.isfile(os.path.join(save_dir, "train.log")), "train.log missing"

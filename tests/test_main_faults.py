@@ -19,29 +19,32 @@ def demo_dir(tmp_path_factory):
                              size=40, seed=3))
 
 
-def _run(data_dir, save_dir, *extra):
+def _run(data_dir, save_dir, *extra, fault=None):
     argv = [sys.executable, "main.py", "--data_name=demo", "--data_dir=" + data_dir, "--gpu_idx=-1",
             "--pretrained=none", "--image_size=32", "--embed_dim=8", "--batch_size=8",
             "--num_instances=4", "--num_workers=0", "--eval_epoch_term=1", "--progress=False",
             "--save_dir=" + save_dir] + list(extra)
-    return subprocess.run(argv, cwd=ROOT, capture_output=True, text=True, timeout=300)
+    env = dict(os.environ, EE_GLUON_FAULT=fault) if fault else None
+    return subprocess.run(argv, cwd=ROOT, capture_output=True, text=True, timeout=300, env=env)
 
 
 def test_non_finite_loss_stops_and_keeps_the_last_good_checkpoint(demo_dir, tmp_path):
     save_dir = str(tmp_path / "run")
-    assert _run(demo_dir, save_dir, "--epochs=1").returncode == 0
-    before = sorted(glob.glob(os.path.join(save_dir, "checkpoint*")))
-    assert before, "the first epoch must leave a checkpoint"
-    # An absurd learning rate makes the parameters infinite after one update, the loss NaN next.
-    proc = _run(demo_dir, save_dir, "--epochs=3", "--resume=auto", "--lr=1e30")
+    # 4 train classes x 4 instances = 2 iterations per epoch: step 5 is the first of epoch 3.
+    proc = _run(demo_dir, save_dir, "--epochs=3", fault="nan@step=5")
     assert proc.returncode == 1, "a non-finite loss is a failure (exit 1): %s" % proc.stderr
     lines = [l for l in proc.stderr.splitlines() if l.strip()]
-    assert len(lines) == 1 and "loss became nan" in lines[0] and "epoch 2" in lines[0], proc.stderr
+    assert len(lines) == 1 and "loss became nan" in lines[0] and "epoch 3" in lines[0], proc.stderr
     assert "--nan_policy=skip_batch" in lines[0], "the message names the alternative"
-    assert sorted(glob.glob(os.path.join(save_dir, "checkpoint*"))) == before, \
-        "no checkpoint of the broken state may be written; the last good one stays"
-    meta = json.load(open([p for p in before if p.endswith(".json")][0]))
-    assert meta["epoch"] == 1, "the kept checkpoint is the one after epoch 1: %r" % meta
+    metas = [json.load(open(p)) for p in glob.glob(os.path.join(save_dir, "checkpoint*.json"))]
+    assert metas and max(m["global_step"] for m in metas) == 4, \
+        "no checkpoint of the broken step may be written; the last good one (epoch 2) stays: %r" % (
+            [m["global_step"] for m in metas])
+    results = json.load(open(os.path.join(save_dir, "results.json")))
+    assert results["epoch"] == 2, "results.json holds the last good epoch: %r" % results
+    proc = _run(demo_dir, save_dir, "--resume=auto")
+    assert proc.returncode == 0, "the run resumes from the last good checkpoint: %s" % proc.stderr[-2000:]
+    assert json.load(open(os.path.join(save_dir, "results.json")))["epoch"] == 3
 
 
 def test_skip_batch_policy_finishes(demo_dir, tmp_path):

@@ -1,14 +1,19 @@
-"""Training checkpoints: parameters, optimiser state and run state, written atomically.
+"""Training checkpoints: written atomically, verified by checksum, pruned, resumed from.
 
-A checkpoint is three files sharing a stem in ``save_dir``:
+A checkpoint is three files sharing a stem ``checkpoint-eEEEEEE-sSSSSSSSSS`` (completed epochs,
+global step; ``-pre-eval`` when the epoch's evaluation was still to run) in the run folder:
 
-- ``checkpoint-eEEEEE-sSSSSSSSS.params``: the network's parameters,
-- ``checkpoint-eEEEEE-sSSSSSSSS.states``: the trainer's (optimiser's) state,
-- ``checkpoint-eEEEEE-sSSSSSSSS.json``: epoch, batches done within it, global step, results so far,
-  Python and NumPy random states, and the names of the two files above.
+- ``STEM.params``: the network's parameters (BatchNorm running statistics included),
+- ``STEM.states``: the trainer's (optimiser's) state,
+- ``STEM.json``: the run state (epoch, batches done within it, global step, results so far, the
+  epoch's running loss, whether an evaluation is pending, random states), the size and SHA-256 of
+  the two files above, and the sizes of the run's append-only files at that point (see
+  ``utils.run_folder``).
 
-Each file is written to a temporary name and renamed; the JSON goes last, so a checkpoint exists
-only once all of it is on disk, and a crash in the middle of writing leaves the previous one intact.
+The parameters and states go first, the JSON last, each through ``utils.storage`` (temporary name,
+fsync, rename): a checkpoint exists once its JSON does, and the JSON vouches for the other two.
+``find_intact`` takes the newest checkpoint whose files match their checksums and says why newer
+ones were passed over.
 """
 import glob
 import json
@@ -18,27 +23,25 @@ import random
 
 import numpy as np
 
+from . import faults, storage
+from .errors import one_line
+
 logger = logging.getLogger(__name__)
 
 PREFIX = "checkpoint-"
+SUFFIXES = (".json", ".params", ".states")
+RESUME_FIX = "free space or fix the permissions, then resume with --resume=auto"
 
 
-def _atomic(path, write):
-    tmp_path = path + ".tmp"
-    write(tmp_path)
-    os.replace(tmp_path, path)
+def stem_of(state):
+    """The file stem of the checkpoint of ``state``."""
+    stem = "%se%06d-s%09d" % (PREFIX, state["epoch"], state["global_step"])
+    return stem + "-pre-eval" if state.get("pending_eval") else stem
 
 
-def write_json(path, payload):
-    """Write JSON atomically: a reader never sees half a file."""
-
-    def dump(tmp_path):
-        with open(tmp_path, "w") as handle:
-            json.dump(payload, handle, indent=2, sort_keys=True)
-            handle.flush()
-            os.fsync(handle.fileno())
-
-    _atomic(path, dump)
+def order_of(meta):
+    """Sort key of a checkpoint: by global step; before its evaluation comes before after it."""
+    return meta.get("global_step", -1), 0 if meta.get("pending_eval") else 1
 
 
 def _random_state():
@@ -59,96 +62,155 @@ def _set_random_state(state):
 
 
 def remove_partial_files(save_dir):
-    """Delete ``checkpoint*.tmp`` files a killed writer may have left; they were never renamed
-    into place, so no checkpoint refers to them."""
-    for path in glob.glob(os.path.join(save_dir, PREFIX + "*.tmp")):
+    """Delete ``*.tmp`` files a killed writer may have left in the run folder; they were never
+    renamed into place, so nothing refers to them."""
+    for path in glob.glob(os.path.join(save_dir, "*.tmp")):
         os.remove(path)
 
 
+def _read_meta(json_path):
+    with open(json_path) as handle:
+        meta = json.load(handle)
+    if not isinstance(meta, dict) or "files" not in meta or "global_step" not in meta:
+        raise ValueError("not a checkpoint of this version (no file checksums)")
+    return meta
+
+
 def list_checkpoints(save_dir):
-    """Complete checkpoints in ``save_dir`` (their JSON paths), oldest first by global step."""
+    """``(json_path, meta)`` of every readable checkpoint JSON in ``save_dir``, oldest first."""
     found = []
     for path in glob.glob(os.path.join(save_dir, PREFIX + "*.json")):
         try:
-            with open(path) as handle:
-                meta = json.load(handle)
+            found.append((path, _read_meta(path)))
         except (OSError, ValueError):
             continue
-        files = [os.path.join(save_dir, meta.get(key, "")) for key in ("params_file", "states_file")]
-        if all(os.path.isfile(f) for f in files):
-            found.append((meta.get("global_step", -1), path))
-    return [path for _, path in sorted(found)]
+    return sorted(found, key=lambda item: order_of(item[1]))
 
 
-def save_checkpoint(save_dir, net, trainer, state, keep=None, protect=()):
-    """Write a checkpoint of ``net``, ``trainer`` and ``state`` (a JSON-able dict).
+def verify(json_path):
+    """``(meta, None)`` when the checkpoint is intact, else ``(None, reason)``."""
+    try:
+        meta = _read_meta(json_path)
+    except OSError as error:
+        return None, "cannot read it (%s)" % error.strerror
+    except ValueError as error:
+        return None, "its JSON is unreadable (%s)" % str(error).splitlines()[0]
+    folder = os.path.dirname(json_path)
+    for kind, expected in sorted(meta["files"].items()):
+        path = os.path.join(folder, expected["name"])
+        if not os.path.isfile(path):
+            return None, "its %s file %s is missing" % (kind, expected["name"])
+        actual = storage.file_digest(path)
+        if actual["size"] != expected["size"]:
+            return None, "its %s file is %d bytes, %d were written (truncated)" % (
+                kind, actual["size"], expected["size"])
+        if actual["sha256"] != expected["sha256"]:
+            return None, "its %s file does not match its checksum (corrupt)" % kind
+    return meta, None
 
-    ``state`` must hold ``epoch`` (completed epochs), ``batch_in_epoch`` and ``global_step``.
-    Keeps the newest ``keep`` checkpoints (all when None) and any whose stem is in ``protect``.
-    Returns the JSON path.
+
+def find_intact(save_dir, wanted=None):
+    """The newest intact checkpoint of ``save_dir``, or ``wanted`` (a JSON path) when given.
+
+    Returns
+    -------
+    json_path, meta, skipped
+        ``skipped``: ``[(json name, reason), ...]`` for the newer checkpoints passed over.
+
+    Raises
+    ------
+    ValueError
+        No intact checkpoint (one line, listing why each was refused).
     """
-    stem = "%se%06d-s%09d" % (PREFIX, state["epoch"], state["global_step"])
-    params_file, states_file = stem + ".params", stem + ".states"
-    _atomic(os.path.join(save_dir, params_file), net.save_parameters)
-    _atomic(os.path.join(save_dir, states_file), trainer.save_states)
-    meta = dict(state, params_file=params_file, states_file=states_file, random_state=_random_state())
+    if wanted is not None:
+        meta, reason = verify(wanted)
+        if meta is None:
+            raise ValueError("--resume: checkpoint %s cannot be used: %s; pass --resume=auto to take "
+                             "the newest intact one" % (wanted, reason))
+        return wanted, meta, []
+    candidates = glob.glob(os.path.join(save_dir, PREFIX + "*.json"))
+    # Unreadable JSONs have no order of their own: the file name carries epoch and step.
+    keyed = []
+    for path in candidates:
+        try:
+            key = order_of(_read_meta(path))
+        except (OSError, ValueError):
+            key = (float("inf"), 0)  # try readable ones first; a broken one is reported as skipped
+        keyed.append((key, path))
+    skipped = []
+    for _, path in sorted(keyed, reverse=True):
+        meta, reason = verify(path)
+        if meta is not None:
+            return path, meta, skipped
+        skipped.append((os.path.basename(path), reason))
+    if skipped:
+        raise ValueError("--resume: no intact checkpoint in %s (%s); start a new run with "
+                         "--overwrite=True" % (save_dir, "; ".join("%s: %s" % s for s in skipped)))
+    raise ValueError("--resume: no checkpoint in %s; start without --resume" % save_dir)
+
+
+def save_checkpoint(save_dir, params_bytes, states_bytes, state, keep=None, params_source=None):
+    """Write a checkpoint of ``state`` (a JSON-able dict with ``epoch``, ``global_step``, ...).
+
+    ``params_bytes`` and ``states_bytes`` are the serialised network and trainer
+    (``storage.serialize``); with ``params_source`` (a file holding exactly ``params_bytes``, such
+    as ``model_last.params``) the parameters are hard-linked from it instead of written again.
+    Keeps the newest ``keep`` checkpoints (all when None). Returns the JSON path.
+    """
+    stem = stem_of(state)
+    files = {"params": stem + ".params", "states": stem + ".states"}
+    params_path = os.path.join(save_dir, files["params"])
+    if params_source is not None:
+        storage.link_or_copy(params_source, params_path, RESUME_FIX)
+    else:
+        storage.write_bytes(params_path, params_bytes, RESUME_FIX)
+    faults.at("checkpoint", state["epoch"])
+    storage.write_bytes(os.path.join(save_dir, files["states"]), states_bytes, RESUME_FIX)
+    meta = dict(state, random_state=_random_state(), files={
+        "params": dict(storage.bytes_digest(params_bytes), name=files["params"]),
+        "states": dict(storage.bytes_digest(states_bytes), name=files["states"]),
+    })
     json_path = os.path.join(save_dir, stem + ".json")
-    write_json(json_path, meta)
+    storage.write_json(json_path, meta, RESUME_FIX)
     if keep is not None:
-        prune_checkpoints(save_dir, keep, protect=set(protect) | {stem})
+        prune_checkpoints(save_dir, keep)
     return json_path
 
 
-def prune_checkpoints(save_dir, keep, protect=()):
-    """Delete all but the newest ``keep`` checkpoints, never those whose stem is in ``protect``."""
-    paths = list_checkpoints(save_dir)
-    for path in paths[: max(0, len(paths) - keep)]:
-        stem = os.path.basename(path)[: -len(".json")]
-        if stem in protect:
-            continue
-        # The JSON goes first: without it the other two files are no longer a checkpoint.
-        for suffix in (".json", ".params", ".states"):
-            try:
-                os.remove(os.path.join(save_dir, stem + suffix))
-            except FileNotFoundError:
-                pass
+def _remove_checkpoint(save_dir, stem):
+    # The JSON goes first: without it the other two files are no longer a checkpoint.
+    for suffix in SUFFIXES:
+        try:
+            os.remove(os.path.join(save_dir, stem + suffix))
+        except FileNotFoundError:
+            pass
 
 
-def find_checkpoint(resume, save_dir):
-    """The checkpoint JSON named by ``--resume``: ``auto`` (newest in save_dir), a JSON path, or a
-    directory (its newest). Raises a one-line ValueError when there is none."""
-    if resume == "auto" or os.path.isdir(resume):
-        folder = save_dir if resume == "auto" else resume
-        paths = list_checkpoints(folder)
-        if not paths:
-            raise ValueError(
-                "--resume=%s: no complete checkpoint in %s; start without --resume" % (resume, folder)
-            )
-        return paths[-1]
-    if not os.path.isfile(resume):
-        raise ValueError("--resume: checkpoint %s does not exist" % resume)
-    if resume.endswith((".params", ".states")):
-        resume = resume.rsplit(".", 1)[0] + ".json"
-    return resume
+def prune_checkpoints(save_dir, keep):
+    """Delete all but the newest ``keep`` checkpoints."""
+    listed = list_checkpoints(save_dir)
+    for path, _ in listed[: max(0, len(listed) - keep)]:
+        _remove_checkpoint(save_dir, os.path.basename(path)[: -len(".json")])
 
 
-def load_checkpoint(json_path, net, trainer, ctx):
-    """Restore ``net`` and ``trainer`` from a checkpoint; returns its state dict."""
+def checkpoint_files_after(save_dir, meta):
+    """Paths of the checkpoint files in ``save_dir`` that do not belong to a checkpoint at or before
+    ``meta``: newer checkpoints (from a run that went on after it) and broken ones."""
+    keep = {os.path.basename(path)[: -len(".json")]
+            for path, other in list_checkpoints(save_dir) if order_of(other) <= order_of(meta)}
+    stems = {os.path.basename(path).rsplit(".", 1)[0]
+             for suffix in SUFFIXES for path in glob.glob(os.path.join(save_dir, PREFIX + "*" + suffix))}
+    return sorted(os.path.join(save_dir, stem + suffix) for stem in stems - keep for suffix in SUFFIXES
+                  if os.path.exists(os.path.join(save_dir, stem + suffix)))
+
+
+def load_checkpoint(json_path, meta, net, trainer, ctx):
+    """Restore ``net``, ``trainer`` and the random states from a verified checkpoint."""
+    folder = os.path.dirname(json_path)
     try:
-        with open(json_path) as handle:
-            meta = json.load(handle)
-        folder = os.path.dirname(json_path)
-        net.load_parameters(os.path.join(folder, meta["params_file"]), ctx=ctx)
-        trainer.load_states(os.path.join(folder, meta["states_file"]))
-    except (OSError, ValueError, KeyError) as error:
-        raise ValueError("cannot resume from %s: %s" % (json_path, str(error).splitlines()[0])) from None
-    except Exception as error:  # MXNetError on a mismatched network
-        raise ValueError(
-            "cannot resume from %s: it does not match this network (%s); resume with the flags "
-            "of that run" % (json_path, str(error).strip().splitlines()[0][:200])
-        ) from None
+        net.load_parameters(os.path.join(folder, meta["files"]["params"]["name"]), ctx=ctx)
+        trainer.load_states(os.path.join(folder, meta["files"]["states"]["name"]))
+    except Exception as error:  # MXNetError names the parameter that does not fit
+        raise ValueError("cannot resume from %s: %s" % (json_path, one_line(error)[:300])) from None
     if "random_state" in meta:
         _set_random_state(meta["random_state"])
-    logger.info("resumed from %s (epoch %d, batch %d, step %d)", json_path, meta["epoch"],
-                meta.get("batch_in_epoch", 0), meta["global_step"])
-    return meta

@@ -1,20 +1,17 @@
-"""One training epoch, embedding a dataset, and evaluation: the loop that main.py drives."""
+"""One training step, embedding a dataset, and evaluation: what the training loop (utils.training) calls."""
 import logging
-import os
-import signal
 import time
 
 import mxnet as mx
 import numpy as np
 from tqdm import tqdm
 
+from . import faults
 from .metrics import evaluate_embeddings, l2_normalize
 from .regularization import l2_regularization, scale_gradients
 
 logger = logging.getLogger(__name__)
 
-# Tests set this to kill the process (SIGKILL) right after the update of that global step.
-_KILL_AT_STEP = int(os.environ["EE_GLUON_KILL_AT_STEP"]) if os.environ.get("EE_GLUON_KILL_AT_STEP") else None
 
 
 def forward_backward(net, loss_fn, images, labels, ctx, l2_params=None, l2_coefficient=0.0,
@@ -52,10 +49,9 @@ class NonFiniteLossError(ValueError):
     """The loss became NaN or infinite."""
 
 
-def train_one_epoch(net, loss_fn, trainer, loader, ctx, lr_scheduler, epoch, summary,
-                    summary_step=10, progress=True, batch_size=None, iters_per_epoch=None,
-                    first_batch=0, position=None, nan_policy="stop", step_options=None):
-    """Train on the batches ``loader`` yields for ``epoch``; returns the mean loss over them.
+def train_step(net, loss_fn, trainer, images, labels, ctx, learning_rate, step_options=None,
+               nan_policy="stop", step=0, where=""):
+    """One iteration: forward, backward and, when the loss is finite, the update.
 
     The loss of an iteration is the sum over devices of each device's mean per-sample loss (the
     original's logged value). It is read back every iteration to catch a non-finite loss before
@@ -63,59 +59,42 @@ def train_one_epoch(net, loss_fn, trainer, loader, ctx, lr_scheduler, epoch, sum
 
     Parameters
     ----------
-    iters_per_epoch : int
-        Iterations of a whole epoch (default ``len(loader)``); with ``first_batch`` it numbers
-        the iterations of a resumed epoch as the uninterrupted run would.
-    first_batch : int
-        Index within the epoch of the first batch ``loader`` yields (resuming mid-epoch).
-    position : dict, optional
-        Updated after every applied update with ``batch_in_epoch`` and ``global_step``, so that
-        an interrupt handler knows how far the epoch went.
-    nan_policy : {'stop', 'skip_batch'}
-        On a non-finite loss, raise ``NonFiniteLossError`` before updating, or skip the update.
+    learning_rate : float
+        Set on the trainer before the update (the schedule's value for this iteration).
     step_options : dict, optional
         Extra keyword arguments of :func:`forward_backward` (regulariser, gradient multiplier).
+    nan_policy : {'stop', 'skip_batch'}
+        On a non-finite loss, raise ``NonFiniteLossError`` (naming ``where``) before updating, or
+        skip the update and return None.
+    step : int
+        The global step this iteration completes (fault injection, see ``utils.faults``).
+
+    Returns
+    -------
+    float or None
+        The iteration's loss, or None when its update was skipped.
     """
-    iters_per_epoch = iters_per_epoch or len(loader)
-    total, num_iters = 0.0, 0
-    bar = tqdm(total=(iters_per_epoch - first_batch) * batch_size if batch_size else None,
-               disable=not progress, unit="img", desc="epoch %d" % (epoch + 1), leave=False,
-               dynamic_ncols=True)
-    for i, (images, labels) in enumerate(loader, start=first_batch):
-        iteration = epoch * iters_per_epoch + i
-        trainer.set_learning_rate(lr_scheduler(iteration))
-        losses = forward_backward(net, loss_fn, images, labels, ctx, **(step_options or {}))
-        value = float(mx.nd.add_n(*[loss.mean().as_in_context(ctx[0]) for loss in losses]).asscalar())
-        if not np.isfinite(value):
-            if nan_policy == "stop":
-                raise NonFiniteLossError(
-                    "the loss became %s at epoch %d, iteration %d (global step %d); parameters of "
-                    "that step were not updated; lower --lr, or pass --nan_policy=skip_batch"
-                    % (value, epoch + 1, i + 1, iteration + 1))
-            logger.warning("non-finite loss at epoch %d, step %d: update skipped", epoch + 1,
-                           iteration + 1)
-            bar.update(images.shape[0])
-            continue
-        trainer.step(1)
-        total += value
-        num_iters += 1
-        if position is not None:
-            position.update(batch_in_epoch=i + 1, global_step=iteration + 1)
-        if _KILL_AT_STEP is not None and iteration + 1 == _KILL_AT_STEP:
-            # Fault injection for the resume tests: die as a lost machine would, without cleanup.
-            os.kill(os.getpid(), signal.SIGKILL)
-        if i % summary_step == 0:
-            summary.step(iteration + 1, value, trainer.learning_rate)
-            bar.set_postfix(loss="%.4f" % value, lr="%.2e" % trainer.learning_rate)
-        bar.update(images.shape[0])
-    bar.close()
-    return total / num_iters if num_iters else float("nan")
+    trainer.set_learning_rate(learning_rate)
+    losses = forward_backward(net, loss_fn, images, labels, ctx, **(step_options or {}))
+    value = float(mx.nd.add_n(*[loss.mean().as_in_context(ctx[0]) for loss in losses]).asscalar())
+    if faults.loss_is_nan(step):
+        value = float("nan")
+    if not np.isfinite(value):
+        if nan_policy == "stop":
+            raise NonFiniteLossError(
+                "the loss became %s at %s; parameters of that step were not updated; lower --lr, "
+                "or pass --nan_policy=skip_batch" % (value, where))
+        logger.warning("non-finite loss at %s: update skipped", where)
+        return None
+    trainer.step(1)
+    return value
 
 
-def embed_dataset(net, loader, ctx, progress=True, desc="embedding"):
+def embed_dataset(net, loader, ctx, progress=True, desc="embedding", after_batch=None):
     """Embeddings of every image of ``loader`` (in order), as a float32 (N, D) NumPy array.
 
     Batches are split over ``ctx`` unevenly when needed, so any batch size works.
+    ``after_batch(index)``, when given, is called after each batch.
     """
     chunks = []
     for images, _ in tqdm(loader, disable=not progress, desc=desc, leave=False, unit="batch",
@@ -125,16 +104,19 @@ def embed_dataset(net, loader, ctx, progress=True, desc="embedding"):
         parts = mx.gluon.utils.split_and_load(images, devices, even_split=False)
         outputs = [net(part) for part in parts]
         chunks.extend(output.asnumpy() for output in outputs)
+        if after_batch is not None:
+            after_batch(len(chunks))
     return np.concatenate(chunks, axis=0).astype(np.float32, copy=False)
 
 
 def evaluate(net, loader, labels, ctx, ks, progress=True, return_embeddings=False,
-             metrics=("recall",), knn="numpy", cluster_backend="auto"):
+             metrics=("recall",), knn="numpy", cluster_backend="auto", after_batch=None):
     """Metrics of the test split (query = gallery, self excluded) as a flat dict
     (``{'R@1': ..., 'MAP@R': ..., 'NMI': ...}``, see ``utils.metrics.evaluate_embeddings``), and
     the unit-norm embeddings too when ``return_embeddings``."""
     start = time.time()
-    embeddings = embed_dataset(net, loader, ctx, progress=progress, desc="evaluating")
+    embeddings = embed_dataset(net, loader, ctx, progress=progress, desc="evaluating",
+                               after_batch=after_batch)
     bad_rows = ~np.isfinite(embeddings).all(axis=1)
     if bad_rows.any():
         # Only reachable with --nan_policy=skip_batch after the parameters broke: score such rows

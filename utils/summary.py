@@ -6,9 +6,14 @@ epoch's mean loss) and ``lr_epoch`` (x = epoch); ``metric/R{k}`` (x = global ste
 ``metric_epoch/R{k}/best`` whenever it improves.
 """
 import csv
+import io
 import os
 
-from tensorboardX import SummaryWriter
+from tensorboardX import FileWriter, SummaryWriter
+from tensorboardX.event_file_writer import EventsWriter
+
+from . import storage
+from .run_folder import SUMMARY_CSV, TENSORBOARD
 
 
 class _NullWriter:
@@ -18,18 +23,59 @@ class _NullWriter:
         return lambda *args, **kwargs: None
 
 
+class _EventsNow:
+    """Writes each event when it is added. tensorboardX's own writer queues events for a thread,
+    so after its flush nobody knows which events are on the disk; a checkpoint must (it records the
+    event file's size, and a resume cuts the file back to it)."""
+
+    def __init__(self, logdir):
+        os.makedirs(logdir, exist_ok=True)
+        self._logdir = logdir
+        # The pid keeps a resumed process (started within the same second) off its parent's file.
+        self._events = EventsWriter(os.path.join(logdir, "events"), ".%d" % os.getpid())
+
+    def get_logdir(self):
+        return self._logdir
+
+    def add_event(self, event):
+        self._events.write_event(event)
+
+    def flush(self):
+        self._events.flush()
+
+    def close(self):
+        self._events.close()
+
+    def reopen(self):
+        pass
+
+
+class _FileWriterNow(FileWriter):
+    def __init__(self, logdir, **unused):
+        self.event_writer = _EventsNow(logdir)
+
+
+class _SummaryWriterNow(SummaryWriter):
+    def _get_file_writer(self):
+        if self.all_writers is None or self.file_writer is None:
+            self.file_writer = _FileWriterNow(self.logdir)
+            self.all_writers = {self.file_writer.get_logdir(): self.file_writer}
+        return self.file_writer
+
+
 class TrainingSummary:
-    """Writes the event file in ``log_dir/tensorboard_log`` and ``log_dir/summary.csv``.
+    """Writes the event file in ``log_dir/tensorboard_log`` and ``log_dir/summary.csv``; every
+    event and row is on the disk after :meth:`flush`.
 
     With ``log_dir=None`` nothing is written (every method is a no-op).
     """
 
-    def __init__(self, log_dir, purge_step=None):
+    def __init__(self, log_dir):
         if log_dir is None:
             self.writer, self.csv_path = _NullWriter(), None
             return
-        self.writer = SummaryWriter(os.path.join(log_dir, "tensorboard_log"), purge_step=purge_step)
-        self.csv_path = os.path.join(log_dir, "summary.csv")
+        self.writer = _SummaryWriterNow(os.path.join(log_dir, TENSORBOARD))
+        self.csv_path = os.path.join(log_dir, SUMMARY_CSV)
 
     def step(self, global_step, loss, lr):
         self.writer.add_scalar("loss", loss, global_step)
@@ -57,16 +103,18 @@ class TrainingSummary:
         self.writer.add_scalar("metric/%s/best" % tag, value, global_step)
         self.writer.add_scalar("metric_epoch/%s/best" % tag, value, epoch)
 
-    def csv_row(self, row):
-        """Append one row (a dict) to summary.csv, writing the header with the first row."""
+    def csv_row(self, row, columns):
+        """Append one row (a dict) to summary.csv with ``columns`` in that order, writing the header
+        with the first row."""
         if self.csv_path is None:
             return
-        new_file = not os.path.exists(self.csv_path)
-        with open(self.csv_path, "a", newline="") as handle:
-            writer = csv.DictWriter(handle, fieldnames=list(row))
-            if new_file:
-                writer.writeheader()
-            writer.writerow(row)
+        text = io.StringIO()
+        writer = csv.DictWriter(text, fieldnames=list(columns))
+        if not os.path.exists(self.csv_path) or os.path.getsize(self.csv_path) == 0:
+            writer.writeheader()
+        writer.writerow(row)
+        storage.append_text(self.csv_path, text.getvalue(),
+                            "free space or fix the permissions, then resume with --resume=auto")
 
     def flush(self):
         self.writer.flush()

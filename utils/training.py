@@ -1,0 +1,243 @@
+"""The training loop of a run: epochs, evaluations, checkpoints, and stopping where the state is whole.
+
+The loop's position is one JSON-able dict, ``state``, which every checkpoint stores:
+
+- ``epoch`` (completed), ``batch_in_epoch`` (updates applied in the current epoch), ``global_step``;
+- ``epoch_loss``: ``[sum, count]`` of the current epoch's iteration losses, so the mean of an epoch
+  interrupted in the middle is that of an uninterrupted one;
+- ``pending_eval``: ``None``, ``"initial"`` (the evaluation before training) or ``"epoch"``, with
+  ``pending_row`` (that epoch's summary.csv row, completed by the metrics): an evaluation that
+  was due and had not finished is run first after a resume;
+- ``results``: what ``results.json`` holds; ``run_files``: the sizes of the run folder's
+  append-only files at that point (``utils.run_folder``).
+
+Checkpoints are written after the evaluation before training, after every evaluation, and when
+the run is stopped (Ctrl-C, SIGTERM, an image that cannot be decoded); no checkpoint is written of
+a state whose loss went non-finite.
+"""
+import logging
+import os
+import time
+
+from tqdm import tqdm
+
+from data.transforms import ImageDecodeError
+from model import materialize
+
+from . import checkpoint, faults, run_folder, storage
+from .engine import evaluate, train_step
+from .interrupts import RunInterrupted
+from .options import metric_keys
+from .visualize import log_projector, log_retrieval_grid, pick_fixed_queries
+
+logger = logging.getLogger("ee_gluon")
+
+
+def fresh_state(args, iters_per_epoch):
+    """The state of a run that has not trained yet."""
+    return {"epoch": args.start_epoch, "batch_in_epoch": 0,
+            "global_step": args.start_epoch * iters_per_epoch, "epoch_loss": [0.0, 0],
+            "pending_eval": "initial" if args.eval_at_start else None, "pending_row": None,
+            "results": {"epoch": args.start_epoch, "initial": None, "best": None, "last": None}}
+
+
+def _record(values, epoch):
+    return dict(values, epoch=epoch)
+
+
+class TrainingLoop:
+    """Trains ``net`` from ``state`` to ``args.epochs``; see the module docstring.
+
+    ``parts`` holds what main.py built: ``net``, ``loss_fn``, ``trainer``, ``ctx``, ``scheduler``,
+    ``step_options``, ``train_loader``, ``test_loader``, ``info`` (of ``data.build_loaders``),
+    ``summary`` (``TrainingSummary``), ``interrupts`` (``Interrupts``), ``is_chief``.
+    """
+
+    def __init__(self, args, parts, state):
+        self.args, self.state = args, state
+        for name, value in parts.items():
+            setattr(self, name, value)
+        self.save_dir = args.save_dir
+        self.iters_per_epoch = len(self.train_loader)
+        self.best_name = "R@%d" % args.recallk[0]  # the metric that picks the best parameters
+        self._sizes_before_eval = None
+        # summary.csv: one row per epoch; the metrics are empty in epochs without an evaluation.
+        self.csv_columns = ["epoch", "step", "loss", "lr"] + metric_keys(args)
+        # Seed 0, not --seed: the same queries in every run, so that grids compare across runs.
+        self.grid_queries = (pick_fixed_queries(self.info["test_labels"], args.grid_queries, seed=0)
+                             if args.grid_queries else None)
+
+    # --------------------------------------------------------------------------------- driving
+
+    def run(self, fresh):
+        """Train until ``args.epochs``; on a stop, write a checkpoint and re-raise.
+
+        ``fresh``: a new run (not a resume); it gets a checkpoint before its first update, so that
+        a run killed in its first epoch can be resumed too.
+        """
+        if not self.is_chief:
+            self.state["pending_eval"] = None  # only the chief evaluates
+        try:
+            if fresh and not self.state["pending_eval"]:
+                materialize(self.net, self.ctx, self.args.image_size)
+                self._checkpoint()
+            while True:
+                if self.state["pending_eval"]:
+                    self._evaluate()
+                if self.state["epoch"] >= self.args.epochs:
+                    return self.state["results"]
+                self._train_epoch()
+        except RunInterrupted as stop:
+            stop.checkpoint = self._stop_checkpoint()
+            raise
+        except ImageDecodeError as error:
+            self._stop_checkpoint()
+            raise ValueError("%s; replace that file, then resume with: python3 main.py --save_dir=%s "
+                             "--resume=auto" % (error, self.save_dir)) from None
+
+    def _stop_checkpoint(self):
+        # During an evaluation the state is that of just before it: so are the files it records.
+        with self.interrupts.deferred(raise_after=False):
+            return self._checkpoint(sizes=self._sizes_before_eval)
+
+    # -------------------------------------------------------------------------------- training
+
+    def _train_epoch(self):
+        args, state = self.args, self.state
+        epoch, first = state["epoch"], state["batch_in_epoch"]
+        self.info["train_sampler"].set_epoch(epoch, skip_batches=first)
+        start = time.time()
+        bar = tqdm(total=(self.iters_per_epoch - first) * args.batch_size, unit="img",
+                   disable=not (args.progress and self.is_chief), desc="epoch %d" % (epoch + 1),
+                   leave=False, dynamic_ncols=True)
+        for i, (images, labels) in enumerate(self.train_loader, start=first):
+            with self.interrupts.deferred():
+                self._step(epoch, i, images, labels)
+            bar.update(images.shape[0])
+        bar.close()
+        with self.interrupts.deferred():
+            self._end_epoch(epoch, time.time() - start)
+
+    def _step(self, epoch, i, images, labels):
+        step = epoch * self.iters_per_epoch + i + 1
+        value = train_step(
+            self.net, self.loss_fn, self.trainer, images, labels, self.ctx,
+            self.scheduler(step - 1), self.step_options, nan_policy=self.args.nan_policy, step=step,
+            where="epoch %d, iteration %d (global step %d)" % (epoch + 1, i + 1, step))
+        if value is not None:
+            self.state["epoch_loss"][0] += value
+            self.state["epoch_loss"][1] += 1
+            if i % self.args.summary_step == 0:
+                self.summary.step(step, value, self.trainer.learning_rate)
+        self.state.update(batch_in_epoch=i + 1, global_step=step)
+        faults.at("step", step)
+
+    def _end_epoch(self, epoch, seconds):
+        args, state = self.args, self.state
+        done, (total, count) = epoch + 1, state["epoch_loss"]
+        mean_loss = total / count if count else float("nan")
+        lr = self.trainer.learning_rate
+        state.update(epoch=done, batch_in_epoch=0, global_step=done * self.iters_per_epoch,
+                     epoch_loss=[0.0, 0])
+        state["results"]["epoch"] = done
+        self.summary.epoch(done, mean_loss, lr)
+        logger.info("epoch %d/%d: loss %.5f, lr %.2e, %.1f s", done, args.epochs, mean_loss, lr, seconds)
+        row = {"epoch": done, "step": done * self.iters_per_epoch, "loss": mean_loss, "lr": lr}
+        if self.is_chief and (done % args.eval_epoch_term == 0 or done == args.epochs):
+            state.update(pending_eval="epoch", pending_row=row)
+        elif self.is_chief:
+            self.summary.csv_row(row, self.csv_columns)
+        self.summary.flush()
+
+    # ------------------------------------------------------------------------------ evaluation
+
+    def _evaluate(self):
+        state, epoch = self.state, self.state["epoch"]
+        self.summary.flush()
+        self._sizes_before_eval = run_folder.append_only_sizes(self.save_dir)
+        values, embeddings = evaluate(
+            self.net, self.test_loader, self.info["test_labels"], self.ctx, self.args.recallk,
+            progress=self.args.progress, return_embeddings=True, metrics=self.args.eval_metrics,
+            knn=self.args.knn, after_batch=lambda index: faults.at("eval", epoch))
+        with self.interrupts.deferred():
+            self._log_evaluation(epoch, values, embeddings)
+            if state["pending_eval"] == "initial":
+                state["results"]["initial"] = _record(values, epoch)
+                params = None
+            else:
+                params = self._record_epoch_results(epoch, values)
+            state.update(pending_eval=None, pending_row=None)
+            self._sizes_before_eval = None
+            self._checkpoint(params=params)
+            run_folder.write_results(self.save_dir, state["results"])
+
+    def _log_evaluation(self, epoch, values, embeddings):
+        step = epoch * self.iters_per_epoch
+        self.summary.metrics(step, epoch, values)
+        test_images = self.test_loader._dataset
+        if self.grid_queries is not None:
+            log_retrieval_grid(self.summary.writer, "retrieval/test", embeddings, self.info["test_labels"],
+                               lambda index: test_images[index][0], self.grid_queries, step, k=8)
+        every = self.args.projector_every
+        if every and (epoch % every == 0 or epoch == self.args.epochs):
+            log_projector(self.summary.writer, embeddings, self.info["test_labels"],
+                          lambda index: test_images[index][0], step, max_points=self.args.projector_points)
+        logger.info("epoch %d: %s", epoch, "  ".join("%s %.4f" % item for item in values.items()))
+
+    def _record_epoch_results(self, epoch, values):
+        """model_last (and model_best when it improved), the csv row and results; returns the
+        serialised parameters (the checkpoint shares them)."""
+        results, name = self.state["results"], self.best_name
+        params = storage.serialize(self.net.save_parameters)
+        last_path = run_folder.path(self.save_dir, run_folder.MODEL_LAST)
+        storage.write_bytes(last_path, params, checkpoint.RESUME_FIX)
+        results["last"] = _record(values, epoch)
+        if results["best"] is None or values[name] > results["best"][name]:
+            results["best"] = _record(values, epoch)
+            self.summary.best(epoch * self.iters_per_epoch, epoch, name, values[name])
+            storage.link_or_copy(last_path, run_folder.path(self.save_dir, run_folder.MODEL_BEST),
+                                 checkpoint.RESUME_FIX)
+        self.summary.csv_row(dict(self.state["pending_row"], **values), self.csv_columns)
+        return params
+
+    # ----------------------------------------------------------------------------- checkpoints
+
+    def _checkpoint(self, sizes=None, params=None):
+        """Write a checkpoint of the state (chief only). ``sizes``: the append-only files' sizes
+        the state corresponds to (default: now); ``params``: the parameters already serialised
+        into model_last.params at this state."""
+        if not self.is_chief:
+            return
+        with self.interrupts.deferred():
+            self.summary.flush()
+            self.state["run_files"] = sizes or run_folder.append_only_sizes(self.save_dir)
+            source = run_folder.path(self.save_dir, run_folder.MODEL_LAST) if params else None
+            path = checkpoint.save_checkpoint(
+                self.save_dir, params or storage.serialize(self.net.save_parameters),
+                storage.serialize(self.trainer.save_states), self.state,
+                keep=self.args.keep_checkpoints, params_source=source)
+            logger.info("checkpoint %s", os.path.basename(path))
+        return path
+
+    # ---------------------------------------------------------------------------------- ending
+
+    def finish(self, num_workers, rank):
+        """After the last epoch: each worker's parameters (distributed), results, export."""
+        self.summary.close()
+        if num_workers > 1:
+            # Each worker's final parameters, so that their agreement can be checked.
+            storage.write_bytes(os.path.join(self.save_dir, "model_final_worker%d.params" % rank),
+                                storage.serialize(self.net.save_parameters))
+        if not self.is_chief:
+            return
+        results = self.state["results"]
+        run_folder.write_results(self.save_dir, results)
+        if self.args.export:
+            from model.export import export_network
+
+            export_network(self.net, os.path.join(self.save_dir, run_folder.EXPORT, "model"),
+                           self.args.image_size)
+        best, last = results["best"], results["last"]
+        if best and last:
+            logger.info("done: best %s %.4f at epoch %d; last %s %.4f", self.best_name,
+                        best[self.best_name], best["epoch"], self.best_name, last[self.best_name])
