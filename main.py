@@ -117,9 +117,8 @@ def resume_state(args, net, trainer, ctx, wanted):
 
 def open_run_folder(args, parts, previous, changed):
     """The first write: set an old run aside or rewind a resumed one, then args.json and the log."""
-    is_chief = parts["rank"] == 0
-    if not is_chief:
-        logs.detach()
+    if parts["rank"] != 0:
+        logs.detach()  # only the chief writes the run folder
         return
     if args.resume:
         run_folder.rewind(args.save_dir, parts["state"]["run_files"], parts["state"])
@@ -127,9 +126,9 @@ def open_run_folder(args, parts, previous, changed):
         logger.info("moved the previous run into %s", run_folder.set_aside_previous_run(args.save_dir))
     storage.make_dirs(args.save_dir)
     checkpoint.remove_partial_files(args.save_dir)
-    logs.attach_file(run_folder.path(args.save_dir, run_folder.TRAIN_LOG))
     info = parts["info"]
     saved = run_folder.write_args(args.save_dir, args, parts["ctx"], info["data_dir"], previous, changed)
+    logs.attach_file(run_folder.path(args.save_dir, run_folder.TRAIN_LOG))
     logger.info("flags: %s", json.dumps({k: v for k, v in saved.items() if k != "history"}, sort_keys=True))
     if changed:
         logger.info("changed on resume: %s", json.dumps(changed, sort_keys=True))
@@ -143,7 +142,9 @@ def open_run_folder(args, parts, previous, changed):
 def run(argv, interrupts):
     args, previous, changed, wanted = parse(argv)
     parts = build(args, wanted)
-    open_run_folder(args, parts, previous, changed)
+    interrupts.defer_all()  # from the first write on, a signal stops the run only where it is whole
+    with interrupts.deferred(raise_after=False):  # the loop's first checkpoint comes before a stop
+        open_run_folder(args, parts, previous, changed)
     is_chief = parts["rank"] == 0
     summary = TrainingSummary(args.save_dir if is_chief else None)
     loop_parts = {key: parts[key] for key in ("net", "loss_fn", "trainer", "ctx", "info", "scheduler",

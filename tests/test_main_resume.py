@@ -1,12 +1,16 @@
-"""Resume: a run killed mid-epoch continues from its last checkpoint and ends as an uninterrupted one."""
+"""A run stopped anywhere (SIGKILL, SIGTERM, Ctrl-C; mid-epoch, during an evaluation, while a
+checkpoint is written) and resumed with ``--save_dir=RUN --resume=auto`` alone ends bit-identical
+to a run never stopped: parameters (BatchNorm statistics included), results.json, summary.csv, every
+TensorBoard tag and every epoch line of train.log, each once."""
 import glob
 import json
 import os
+import re
+import signal
 import subprocess
 import sys
+import time
 
-import mxnet as mx
-import numpy as np
 import pytest
 
 from data.demo import generate_demo
@@ -20,110 +24,125 @@ def demo_dir(tmp_path_factory):
                              size=40, seed=1))
 
 
-def _argv(data_dir, save_dir, *extra):
-    # 8 train classes x 4 instances = 32 images = 4 iterations of 8 per epoch.
+def train_argv(data_dir, save_dir, *extra):
+    # 8 train classes x 4 instances = 32 images = 4 iterations of 8 per epoch; ResNet-18 has
+    # BatchNorm after every convolution, so its running statistics are checked too.
     return [sys.executable, "main.py", "--data_name=demo", "--data_dir=" + data_dir, "--gpu_idx=-1",
-            "--pretrained=none", "--image_size=32", "--embed_dim=16", "--batch_size=8",
-            "--num_instances=4", "--num_workers=0", "--epochs=4", "--eval_epoch_term=1",
-            "--summary_step=1", "--lr_decay_epochs=2,3", "--lr=0.001", "--progress=False",
-            "--keep_checkpoints=2", "--save_dir=" + save_dir] + list(extra)
+            "--pretrained=none", "--backbone=resnet18_v1", "--image_size=32", "--embed_dim=16",
+            "--batch_size=8", "--num_instances=4", "--num_workers=0", "--epochs=4",
+            "--eval_epoch_term=2", "--summary_step=1", "--lr_decay_epochs=2,3", "--lr=0.001",
+            "--progress=False", "--keep_checkpoints=2", "--save_dir=" + save_dir] + list(extra)
 
 
-def _run(argv, env_extra=None):
-    env = dict(os.environ, **(env_extra or {}))
+def resume_argv(save_dir, *extra):
+    return [sys.executable, "main.py", "--save_dir=" + save_dir, "--resume=auto"] + list(extra)
+
+
+def run(argv, fault=None):
+    env = dict(os.environ)
+    env.pop("EE_GLUON_FAULT", None)
+    if fault:
+        env["EE_GLUON_FAULT"] = fault
     return subprocess.run(argv, cwd=ROOT, capture_output=True, text=True, timeout=300, env=env)
 
 
-def _scalars(save_dir, tag):
-    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+def event_scalars(save_dir):
+    """{tag: [(step, value), ...]} over every event file of the run, in file order."""
+    from tensorboard.backend.event_processing.event_file_loader import EventFileLoader
 
-    acc = EventAccumulator(os.path.join(save_dir, "tensorboard_log"))
-    acc.Reload()
-    return [(e.step, round(e.value, 9)) for e in acc.Scalars(tag)]
-
-
-def _checkpoint_files_readable(save_dir):
-    files = glob.glob(os.path.join(save_dir, "checkpoint*"))
-    assert files, "no checkpoint written in %s" % save_dir
-    for path in files:
-        if path.endswith(".json"):
-            json.load(open(path))
-        elif path.endswith(".params"):
-            assert mx.nd.load(path), "%s holds no arrays" % path
-        elif path.endswith(".states"):
-            assert os.path.getsize(path) > 0, "%s is empty" % path
-        else:
-            raise AssertionError("unexpected checkpoint file %s" % path)
+    tags = {}
+    for path in sorted(glob.glob(os.path.join(save_dir, "tensorboard_log", "events.*"))):
+        for event in EventFileLoader(path).Load():
+            for value in event.summary.value:
+                if value.HasField("simple_value"):
+                    tags.setdefault(value.tag, []).append((event.step, value.simple_value))
+                elif value.HasField("image") or value.metadata.plugin_data.plugin_name == "images":
+                    tags.setdefault(value.tag, []).append((event.step, "image"))
+    return tags
 
 
-def test_killed_mid_epoch_resumes_like_an_uninterrupted_run(demo_dir, tmp_path):
-    straight = str(tmp_path / "straight")
-    proc = _run(_argv(demo_dir, straight))
+def epoch_lines(save_dir):
+    text = open(os.path.join(save_dir, "train.log")).read()
+    # "epoch 3/4: loss ..." after training, "epoch 4: R@1 ..." after an evaluation
+    return [(int(n), bool(total)) for n, total in re.findall(r"INFO epoch (\d+)(/\d+)?: ", text)]
+
+
+def assert_same_run(got, want):
+    for name in ("model_last.params", "model_best.params", "results.json", "summary.csv"):
+        with open(os.path.join(want, name), "rb") as a, open(os.path.join(got, name), "rb") as b:
+            assert a.read() == b.read(), "%s differs from the uninterrupted run's" % name
+    assert event_scalars(got) == event_scalars(want), "TensorBoard events differ (or repeat)"
+    lines = epoch_lines(got)
+    assert lines == epoch_lines(want), "train.log epoch lines: %r" % lines
+    assert len(lines) == len(set(lines)), "an epoch line appears twice: %r" % lines
+
+
+@pytest.fixture(scope="module")
+def straight(demo_dir, tmp_path_factory):
+    save_dir = str(tmp_path_factory.mktemp("straight") / "run")
+    proc = run(train_argv(demo_dir, save_dir))
     assert proc.returncode == 0, "uninterrupted run failed: %s" % proc.stderr[-2000:]
-
-    killed = str(tmp_path / "killed")
-    # Step 7 is the 3rd of 4 iterations of epoch 2: after the epoch-1 checkpoint, mid-epoch.
-    proc = _run(_argv(demo_dir, killed), {"EE_GLUON_KILL_AT_STEP": "7"})
-    assert proc.returncode == -9, "the run should die by SIGKILL, got %d: %s" % (proc.returncode,
-                                                                              proc.stderr[-2000:])
-    _checkpoint_files_readable(killed)
-    results = json.load(open(os.path.join(killed, "results.json")))
-    assert results["epoch"] == 1, "only epoch 1 was complete and checkpointed: %r" % results
-
-    proc = _run(_argv(demo_dir, killed, "--resume=auto"))
-    assert proc.returncode == 0, "resume failed: %s" % proc.stderr[-2000:]
-    _checkpoint_files_readable(killed)
-
-    want = json.load(open(os.path.join(straight, "results.json")))
-    got = json.load(open(os.path.join(killed, "results.json")))
-    assert got["epoch"] == want["epoch"] == 4, "same epoch count: %r vs %r" % (got, want)
-    assert got["last"]["epoch"] == 4 and got["best"] is not None, "final metrics recorded: %r" % got
-    # Same schedule at the same steps, each step logged once: no gap and no restart at step 0.
-    assert _scalars(killed, "lr") == _scalars(straight, "lr"), "lr schedule differs after resume"
-    loss_steps = [step for step, _ in _scalars(killed, "loss")]
-    assert loss_steps == list(range(1, 17)), "loss steps must run 1..16 once each: %r" % loss_steps
-    assert [s for s, _ in _scalars(killed, "loss_epoch")] == [1, 2, 3, 4], "loss_epoch per epoch"
-    # The sampler, augmentation and optimiser state are restored, so training is the same.
-    straight_params = mx.nd.load(os.path.join(straight, "model_last.params"))
-    resumed_params = mx.nd.load(os.path.join(killed, "model_last.params"))
-    for name in straight_params:
-        assert np.allclose(straight_params[name].asnumpy(), resumed_params[name].asnumpy(),
-                           rtol=1e-4, atol=1e-5), "parameter %s differs after resume" % name
-    assert len(glob.glob(os.path.join(killed, "checkpoint*.json"))) <= 3, \
-        "keep_checkpoints=2 plus the best one at most"
+    return save_dir
 
 
-def test_save_dir_with_a_run_is_refused(demo_dir, tmp_path):
+# Global step 7 is the 3rd of 4 iterations of epoch 2; evaluation and checkpoint 2 follow epoch 2.
+POINTS = ["step=7", "eval=2", "checkpoint=2"]
+SIGNALS = ["SIGKILL", "SIGTERM", "SIGINT"]
+
+
+@pytest.mark.parametrize("point", POINTS)
+@pytest.mark.parametrize("signame", SIGNALS)
+def test_stopped_anywhere_resumes_bit_identical(demo_dir, straight, tmp_path, signame, point):
     save_dir = str(tmp_path / "run")
-    assert _run(_argv(demo_dir, save_dir, "--epochs=1")).returncode == 0
-    before = sorted(os.listdir(save_dir))
-    stamp = os.path.getmtime(os.path.join(save_dir, "results.json"))
-    proc = _run(_argv(demo_dir, save_dir, "--epochs=1"))
-    assert proc.returncode == 2 and "already holds a run" in proc.stderr, proc.stderr
-    assert "--resume" in proc.stderr and "--overwrite" in proc.stderr, "the fix must be named"
-    assert sorted(os.listdir(save_dir)) == before, "nothing may be added to the refused save_dir"
-    assert os.path.getmtime(os.path.join(save_dir, "results.json")) == stamp, "nothing overwritten"
+    proc = run(train_argv(demo_dir, save_dir), fault="%s@%s" % (signame, point))
+    if signame == "SIGKILL":
+        assert proc.returncode == -signal.SIGKILL, "should die by SIGKILL: %s" % proc.stderr[-2000:]
+    else:
+        assert proc.returncode == 130, "%s ends the run with 130: %s" % (signame, proc.stderr[-2000:])
+        lines = [line for line in proc.stderr.splitlines() if line.strip()]
+        assert len(lines) == 1 and "--resume=auto" in lines[0] and signame in lines[0], proc.stderr
+    proc = run(resume_argv(save_dir))
+    assert proc.returncode == 0, "resume failed: %s" % proc.stderr[-2000:]
+    assert "resuming from" in open(os.path.join(save_dir, "train.log")).read(), \
+        "messages before the run folder opened reach train.log"
+    assert_same_run(save_dir, straight)
+    assert len(glob.glob(os.path.join(save_dir, "checkpoint*.json"))) <= 2, "--keep_checkpoints=2"
+    assert not glob.glob(os.path.join(save_dir, "*.tmp")), "no temporary file is left"
 
 
-def test_sigterm_writes_a_checkpoint(demo_dir, tmp_path):
-    import signal
-    import time
-
-    save_dir = str(tmp_path / "term")
-    argv = _argv(demo_dir, save_dir, "--epochs=500", "--eval_epoch_term=1000")
-    proc = subprocess.Popen(argv, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+def test_ctrl_c_to_the_process_group_with_loader_workers(demo_dir, straight, tmp_path):
+    """A real Ctrl-C reaches every process of the group, the data-loading workers too."""
+    save_dir = str(tmp_path / "run")
+    argv = train_argv(demo_dir, save_dir, "--num_workers=2", "--epochs=4")
+    proc = subprocess.Popen(argv, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            start_new_session=True)
     try:
         deadline = time.time() + 120
-        while time.time() < deadline and not os.path.exists(os.path.join(save_dir, "summary.csv")):
-            time.sleep(0.2)
-        assert os.path.exists(os.path.join(save_dir, "summary.csv")), "training never got going"
-        proc.send_signal(signal.SIGTERM)
-        _, err = proc.communicate(timeout=60)
+        csv_path = os.path.join(save_dir, "summary.csv")
+        while time.time() < deadline and not os.path.exists(csv_path) and proc.poll() is None:
+            time.sleep(0.05)
+        assert proc.poll() is None, "the run ended before it could be interrupted"
+        os.killpg(proc.pid, signal.SIGINT)
+        _, err = proc.communicate(timeout=120)
     finally:
         if proc.poll() is None:
-            proc.kill()
-    assert proc.returncode == 130, "SIGTERM ends the run like Ctrl-C: %d %s" % (proc.returncode, err)
-    assert "resume with --resume=auto" in err, err
-    _checkpoint_files_readable(save_dir)
-    meta = json.load(open(sorted(glob.glob(os.path.join(save_dir, "checkpoint*.json")))[-1]))
-    assert meta["global_step"] >= 4, "the checkpoint records the progress made: %r" % meta
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+    assert proc.returncode == 130, "Ctrl-C ends the run with 130: %d %s" % (proc.returncode, err[-2000:])
+    proc = run(resume_argv(save_dir))
+    assert proc.returncode == 0, "resume failed: %s" % proc.stderr[-2000:]
+    assert_same_run(save_dir, straight)
+    history = json.load(open(os.path.join(save_dir, "args.json")))["history"]
+    assert [entry["action"] for entry in history] == ["start", "resume"], history
+
+
+def test_resume_takes_every_flag_from_args_json(demo_dir, straight, tmp_path):
+    save_dir = str(tmp_path / "run")
+    assert run(train_argv(demo_dir, save_dir, "--epochs=2")).returncode == 0
+    # Only how long it goes changes; the rest (backbone, loss, lr, ...) comes from args.json.
+    proc = run(resume_argv(save_dir, "--epochs=4"))
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert_same_run(save_dir, straight)
+    saved = json.load(open(os.path.join(save_dir, "args.json")))
+    assert saved["epochs"] == 4 and saved["backbone"] == "resnet18_v1", "args.json records the run"
+    assert saved["history"][-1]["changed"] == {"epochs": [2, 4]}, saved["history"]

@@ -97,15 +97,15 @@ def embed_dataset(net, loader, ctx, progress=True, desc="embedding", after_batch
     ``after_batch(index)``, when given, is called after each batch.
     """
     chunks = []
-    for images, _ in tqdm(loader, disable=not progress, desc=desc, leave=False, unit="batch",
-                          dynamic_ncols=True):
+    batches = tqdm(loader, disable=not progress, desc=desc, leave=False, unit="batch", dynamic_ncols=True)
+    for index, (images, _) in enumerate(batches):
         # A last batch smaller than the number of devices goes to the first devices only.
         devices = ctx[: min(len(ctx), images.shape[0])]
         parts = mx.gluon.utils.split_and_load(images, devices, even_split=False)
         outputs = [net(part) for part in parts]
         chunks.extend(output.asnumpy() for output in outputs)
         if after_batch is not None:
-            after_batch(len(chunks))
+            after_batch(index)
     return np.concatenate(chunks, axis=0).astype(np.float32, copy=False)
 
 

@@ -1,11 +1,12 @@
 """Ctrl-C (SIGINT) and SIGTERM end a run only where its state is whole.
 
-A training step is forward (which updates BatchNorm's running statistics), backward and the update.
-Stopped inside it, the parameters would hold the statistics of a batch whose update never happened,
-and the run resumed from them would differ from one never interrupted. So during a step, and while
-a checkpoint or results file is written, a signal is only noted, and :meth:`Interrupts.deferred`
-raises :class:`RunInterrupted` once the step is whole. Anywhere else (an evaluation, loading data
-between steps) it raises at once: those change nothing that a checkpoint holds.
+Until the run folder is opened nothing is written, and a signal raises :class:`RunInterrupted` at
+once. From then on (:meth:`Interrupts.defer_all`) a signal is only noted, and the run stops at the
+next safe point: after the current training step (forward, which updates BatchNorm's running
+statistics, backward and the update: cut inside it, the parameters would hold the statistics of a
+batch whose update never happened), between two batches of an evaluation (:meth:`check`), or
+after a checkpoint or results file is written (:meth:`deferred`). An exception raised by a signal
+handler at an arbitrary point could also land inside the data loader's locks and hang the exit.
 
 The handlers are installed before the data loaders fork their workers, which inherit them; in a
 worker they do nothing, so a Ctrl-C sent to the whole process group ends the run in the trainer
@@ -31,6 +32,7 @@ class Interrupts:
 
     def __init__(self):
         self.requested = None
+        self.immediate = True
         self._depth = 0
         self._pid = os.getpid()
         self._previous = {}
@@ -49,8 +51,12 @@ class Interrupts:
         if os.getpid() != self._pid:
             return  # a forked data-loading worker: the trainer decides
         self.requested = signum
-        if self._depth == 0:
+        if self.immediate and self._depth == 0:
             raise RunInterrupted(signum)
+
+    def defer_all(self):
+        """From now on, signals stop the run only at :meth:`check` and after :meth:`deferred`."""
+        self.immediate = False
 
     @contextlib.contextmanager
     def deferred(self, raise_after=True):
@@ -65,6 +71,6 @@ class Interrupts:
             raise RunInterrupted(self.requested)
 
     def check(self):
-        """Raise :class:`RunInterrupted` if a signal is pending (outside deferred parts)."""
+        """A safe point: raise :class:`RunInterrupted` if a signal has come (outside deferred parts)."""
         if self._depth == 0 and self.requested is not None:
             raise RunInterrupted(self.requested)

@@ -158,7 +158,7 @@ class TrainingLoop:
         values, embeddings = evaluate(
             self.net, self.test_loader, self.info["test_labels"], self.ctx, self.args.recallk,
             progress=self.args.progress, return_embeddings=True, metrics=self.args.eval_metrics,
-            knn=self.args.knn, after_batch=lambda index: faults.at("eval", epoch))
+            knn=self.args.knn, after_batch=lambda index: self._between_eval_batches(epoch))
         with self.interrupts.deferred():
             self._log_evaluation(epoch, values, embeddings)
             if state["pending_eval"] == "initial":
@@ -170,6 +170,10 @@ class TrainingLoop:
             self._sizes_before_eval = None
             self._checkpoint(params=params)
             run_folder.write_results(self.save_dir, state["results"])
+
+    def _between_eval_batches(self, epoch):
+        faults.at("eval", epoch)
+        self.interrupts.check()
 
     def _log_evaluation(self, epoch, values, embeddings):
         step = epoch * self.iters_per_epoch
