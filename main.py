@@ -70,8 +70,6 @@ def build(args, wanted):
         raise ValueError(
             "--batch_size %d over %d devices gives %d images per device, which must be a multiple "
             "of --num_instances %d" % (args.batch_size, len(ctx), per_device, args.num_instances))
-    if not args.resume:
-        run_folder.check_new_run(args.save_dir, args.overwrite)
     net = model.build_network(args.backbone, args.embed_dim,
                               l2_normalize=loss_factory.loss_wants_normalized_embeddings(args.loss))
     train_loader, test_loader, info = data.build_loaders(
@@ -81,6 +79,8 @@ def build(args, wanted):
         args.recallk = list(getattr(info["dataset"], "default_recallk", None) or DEFAULT_RECALLK)
     data.eval_k_cap(args.recallk, info["num_test_images"])
     kvstore, rank, num_workers = setup_kvstore(args.kvstore, ctx)
+    if not args.resume and rank == 0:  # the chief owns the run folder; the others write no file there
+        run_folder.check_new_run(args.save_dir, args.overwrite)
     if num_workers > 1:
         info["train_sampler"].set_shard(num_workers, rank)
     for seed_fn in (mx.random.seed, np.random.seed, random.seed):
@@ -132,6 +132,10 @@ def open_run_folder(args, parts, previous, changed):
     logger.info("flags: %s", json.dumps({k: v for k, v in saved.items() if k != "history"}, sort_keys=True))
     if changed:
         logger.info("changed on resume: %s", json.dumps(changed, sort_keys=True))
+    iters, workers = len(parts["train_loader"]), parts["num_workers"]
+    logger.info("%d iterations per epoch%s; lr decays at iterations %s", iters,
+                " per worker (%d workers)" % workers if workers > 1 else "",
+                [epoch * iters for epoch in args.lr_decay_epochs])
     if info.get("skipped_images"):
         storage.write_bytes(run_folder.path(args.save_dir, run_folder.SKIPPED_IMAGES),
                             ("\n".join(info["skipped_images"]) + "\n").encode("utf-8"))
@@ -149,8 +153,8 @@ def run(argv, interrupts):
     summary = TrainingSummary(args.save_dir if is_chief else None)
     loop_parts = {key: parts[key] for key in ("net", "loss_fn", "trainer", "ctx", "info", "scheduler",
                                               "step_options", "train_loader", "test_loader")}
-    loop = TrainingLoop(args, dict(loop_parts, summary=summary, interrupts=interrupts,
-                                   is_chief=is_chief), parts["state"])
+    loop = TrainingLoop(args, dict(loop_parts, summary=summary, interrupts=interrupts, is_chief=is_chief,
+                                   distributed=parts["num_workers"] > 1), parts["state"])
     results = loop.run(fresh=not args.resume)
     loop.finish(parts["num_workers"], parts["rank"])
     return results

@@ -50,7 +50,10 @@ class TrainingLoop:
 
     ``parts`` holds what main.py built: ``net``, ``loss_fn``, ``trainer``, ``ctx``, ``scheduler``,
     ``step_options``, ``train_loader``, ``test_loader``, ``info`` (of ``data.build_loaders``),
-    ``summary`` (``TrainingSummary``), ``interrupts`` (``Interrupts``), ``is_chief``.
+    ``summary`` (``TrainingSummary``), ``interrupts`` (``Interrupts``), ``is_chief``,
+    ``distributed`` (several workers: no checkpoint before the first update, whose kvstore
+    initialisation every worker must reach together; ``trainer.save_states`` would start it on
+    the chief alone).
     """
 
     def __init__(self, args, parts, state):
@@ -78,7 +81,7 @@ class TrainingLoop:
         if not self.is_chief:
             self.state["pending_eval"] = None  # only the chief evaluates
         try:
-            if fresh and not self.state["pending_eval"]:
+            if fresh and not self.state["pending_eval"] and not self.distributed:
                 materialize(self.net, self.ctx, self.args.image_size)
                 self._checkpoint()
             while True:
@@ -166,9 +169,11 @@ class TrainingLoop:
                 params = None
             else:
                 params = self._record_epoch_results(epoch, values)
+            before_training = state["pending_eval"] == "initial"
             state.update(pending_eval=None, pending_row=None)
             self._sizes_before_eval = None
-            self._checkpoint(params=params)
+            if not (before_training and self.distributed):
+                self._checkpoint(params=params)
             run_folder.write_results(self.save_dir, state["results"])
 
     def _between_eval_batches(self, epoch):
