@@ -20,15 +20,18 @@ $(STAMP): requirements-cpu.txt requirements-common.txt constraints.txt
 
 venv: $(STAMP)
 
+# The demo run is disposable: each `make demo` starts it afresh (a real run would be set aside by
+# --overwrite=True instead, never deleted). One checkpoint is kept, so the folder stays small.
 demo: venv
 	$(PY) -m data.demo --out $(DEMO_DIR)
+	rm -rf $(DEMO_SAVE)
 	OMP_NUM_THREADS=$(NUM_THREADS) $(PY) main.py --data_name=demo --data_dir=$(DEMO_DIR) \
 		--gpu_idx=-1 --pretrained=none --backbone=$(DEMO_BACKBONE) --embed_dim=128 --image_size=64 \
 		--loss=hphn_triplet --n_inner_pts=2 --ee_l2norm=True --margin=0.1 \
 		--batch_size=32 --num_instances=8 --num_workers=1 \
 		--optim=adam --lr=0.0003 --lr_decay_factor=0.5 --lr_decay_epochs=120 \
 		--epochs=180 --eval_epoch_term=15 --summary_step=5 --seed=0 \
-		--save_dir=$(DEMO_SAVE) --overwrite=True $(DEMO_FLAGS)
+		--keep_checkpoints=1 --save_dir=$(DEMO_SAVE) $(DEMO_FLAGS)
 	@echo "TensorBoard: $(VENV)/bin/tensorboard --logdir=results"
 
 test: venv

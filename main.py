@@ -23,7 +23,7 @@ import numpy as np  # noqa: E402
 import data  # noqa: E402
 import loss.factory as loss_factory  # noqa: E402
 import model  # noqa: E402
-from utils import checkpoint, logs, run_folder, storage  # noqa: E402
+from utils import checkpoint, logs, run_folder  # noqa: E402
 from utils.devices import resolve_contexts  # noqa: E402
 from utils.engine import NonFiniteLossError  # noqa: E402
 from utils.interrupts import Interrupts, RunInterrupted  # noqa: E402
@@ -32,7 +32,7 @@ from utils.options import build_parser, validate_args  # noqa: E402
 from utils.regularization import regularized_params  # noqa: E402
 from utils.schedules import lr_scheduler_from_args  # noqa: E402
 from utils.summary import TrainingSummary  # noqa: E402
-from utils.training import TrainingLoop, fresh_state  # noqa: E402
+from utils.training import TrainingLoop, fresh_state, resumed_state  # noqa: E402
 
 logger = logging.getLogger("ee_gluon")
 
@@ -91,7 +91,7 @@ def build(args, wanted):
     trainer = build_trainer(net, args, kvstore)
     state = fresh_state(args, len(train_loader))
     if args.resume:
-        state = resume_state(args, net, trainer, ctx, wanted)
+        state = resumed_state(args, checkpoint.resume(args.save_dir, wanted, net, trainer, ctx))
     step_options = {"l2_params": regularized_params(net) if args.l2_reg else None,
                     "l2_coefficient": args.l2_reg, "scaled_params": net.head.collect_params(),
                     "grad_mult": args.embed_grad_mult}
@@ -100,47 +100,20 @@ def build(args, wanted):
                 scheduler=lr_scheduler_from_args(args, len(train_loader)), step_options=step_options)
 
 
-def resume_state(args, net, trainer, ctx, wanted):
-    """Load the newest intact checkpoint (or ``wanted``) into ``net`` and ``trainer``."""
-    path, meta, skipped = checkpoint.find_intact(args.save_dir, wanted)
-    for name, reason in skipped:
-        logger.warning("skipped checkpoint %s: %s", name, reason)
-    if meta["epoch"] > args.epochs:
-        raise ValueError("--epochs=%d: the run has already trained %d epochs; give --epochs=%d or "
-                         "more" % (args.epochs, meta["epoch"], meta["epoch"]))
-    checkpoint.load_checkpoint(path, meta, net, trainer, ctx)
-    logger.info("resuming from %s (epoch %d, batch %d, step %d)", path, meta["epoch"],
-                meta["batch_in_epoch"], meta["global_step"])
-    return {key: meta[key] for key in ("epoch", "batch_in_epoch", "global_step", "epoch_loss",
-                                       "pending_eval", "pending_row", "results", "run_files")}
-
-
 def open_run_folder(args, parts, previous, changed):
-    """The first write: set an old run aside or rewind a resumed one, then args.json and the log."""
+    """The first write (the chief's alone): the run folder, args.json, train.log."""
     if parts["rank"] != 0:
-        logs.detach()  # only the chief writes the run folder
+        logs.detach()
         return
-    if args.resume:
-        run_folder.rewind(args.save_dir, parts["state"]["run_files"], parts["state"])
-    elif run_folder.holds_run(args.save_dir):
-        logger.info("moved the previous run into %s", run_folder.set_aside_previous_run(args.save_dir))
-    storage.make_dirs(args.save_dir)
-    checkpoint.remove_partial_files(args.save_dir)
     info = parts["info"]
-    saved = run_folder.write_args(args.save_dir, args, parts["ctx"], info["data_dir"], previous, changed)
+    saved = run_folder.open_run(args, parts["state"], info["data_dir"], parts["ctx"], previous, changed,
+                                info.get("skipped_images"))
     logs.attach_file(run_folder.path(args.save_dir, run_folder.TRAIN_LOG))
     logger.info("flags: %s", json.dumps({k: v for k, v in saved.items() if k != "history"}, sort_keys=True))
-    if changed:
-        logger.info("changed on resume: %s", json.dumps(changed, sort_keys=True))
     iters, workers = len(parts["train_loader"]), parts["num_workers"]
     logger.info("%d iterations per epoch%s; lr decays at iterations %s", iters,
                 " per worker (%d workers)" % workers if workers > 1 else "",
                 [epoch * iters for epoch in args.lr_decay_epochs])
-    if info.get("skipped_images"):
-        storage.write_bytes(run_folder.path(args.save_dir, run_folder.SKIPPED_IMAGES),
-                            ("\n".join(info["skipped_images"]) + "\n").encode("utf-8"))
-        logger.warning("left out %d unreadable images (listed in %s)", len(info["skipped_images"]),
-                       run_folder.SKIPPED_IMAGES)
 
 
 def run(argv, interrupts):

@@ -214,3 +214,15 @@ def load_checkpoint(json_path, meta, net, trainer, ctx):
         raise ValueError("cannot resume from %s: %s" % (json_path, one_line(error)[:300])) from None
     if "random_state" in meta:
         _set_random_state(meta["random_state"])
+
+
+def resume(save_dir, wanted, net, trainer, ctx):
+    """Load the newest intact checkpoint of ``save_dir`` (or ``wanted``) into ``net`` and
+    ``trainer``, logging which one and why newer ones were passed over; returns its meta."""
+    path, meta, skipped = find_intact(save_dir, wanted)
+    for name, reason in skipped:
+        logger.warning("skipped checkpoint %s: %s", name, reason)
+    load_checkpoint(path, meta, net, trainer, ctx)
+    logger.info("resuming from %s (epoch %d, batch %d, step %d)", path, meta["epoch"],
+                meta["batch_in_epoch"], meta["global_step"])
+    return meta

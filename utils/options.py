@@ -143,17 +143,21 @@ def build_parser():
                             help="at most this many test embeddings in the projector")
     evaluation.add_argument("--export", default=False, type=str2bool,
                             help="after training, export the network as symbol + params "
-                                 "(save_dir/export) for SymbolBlock.imports")
+                                 "(save_dir/export) for SymbolBlock.imports; with --resume=auto on "
+                                 "a finished run, export it without training")
     evaluation.add_argument("--progress", default=True, type=str2bool, help="show progress bars")
 
     run = parser.add_argument_group("checkpoints and faults")
     run.add_argument("--resume", default=None,
-                     help="continue a run: auto (newest checkpoint in --save_dir), a checkpoint "
-                          ".json, or a directory")
+                     help="continue a run with the flags of its args.json: auto (the newest intact "
+                          "checkpoint in --save_dir), a checkpoint file, or a run folder; only flags "
+                          "of duration and observation may be given with it")
     run.add_argument("--overwrite", default=False, type=str2bool,
-                     help="allow starting a new run in a --save_dir that already holds one")
+                     help="start a new run in a --save_dir that holds one; the old run is moved "
+                          "into save_dir/previous-TIME (nothing is deleted)")
     run.add_argument("--keep_checkpoints", default=2, type=int,
-                     help="how many of the newest checkpoints to keep (the best one is always kept)")
+                     help="how many of the newest checkpoints to keep (model_best.params and "
+                          "model_last.params are kept apart from them)")
     run.add_argument("--nan_policy", default="stop", choices=["stop", "skip_batch"],
                      help="on a non-finite loss: stop (keeping the last good checkpoint) or skip "
                           "that batch's update")

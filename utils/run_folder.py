@@ -217,6 +217,26 @@ def write_args(save_dir, args, contexts, data_dir, previous=None, changed=None):
     return flags
 
 
+def open_run(args, state, data_dir, contexts, previous=None, changed=None, skipped_images=None):
+    """Make ``args.save_dir`` this run's: set a previous run aside (a new run with --overwrite) or
+    rewind it to the checkpoint of ``state`` (a resume), then write args.json (and the list of
+    skipped images). Returns the flags written."""
+    save_dir = args.save_dir
+    if args.resume:
+        rewind(save_dir, state["run_files"], state)
+    elif holds_run(save_dir):
+        logger.info("moved the previous run into %s", set_aside_previous_run(save_dir))
+    storage.make_dirs(save_dir)
+    checkpoint.remove_partial_files(save_dir)
+    saved = write_args(save_dir, args, contexts, data_dir, previous, changed)
+    if changed:
+        logger.info("changed on resume: %s", json.dumps(changed, sort_keys=True))
+    if skipped_images:
+        storage.write_bytes(path(save_dir, SKIPPED_IMAGES), ("\n".join(skipped_images) + "\n").encode("utf-8"))
+        logger.warning("left out %d unreadable images (listed in %s)", len(skipped_images), SKIPPED_IMAGES)
+    return saved
+
+
 # ------------------------------------------------------------------------- append-only files
 
 

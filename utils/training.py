@@ -41,6 +41,15 @@ def fresh_state(args, iters_per_epoch):
             "results": {"epoch": args.start_epoch, "initial": None, "best": None, "last": None}}
 
 
+def resumed_state(args, meta):
+    """The state a checkpoint's ``meta`` holds, checked against the run's --epochs."""
+    if meta["epoch"] > args.epochs:
+        raise ValueError("--epochs=%d: the run has already trained %d epochs; give --epochs=%d or "
+                         "more" % (args.epochs, meta["epoch"], meta["epoch"]))
+    return {key: meta[key] for key in ("epoch", "batch_in_epoch", "global_step", "epoch_loss",
+                                       "pending_eval", "pending_row", "results", "run_files")}
+
+
 def _record(values, epoch):
     return dict(values, epoch=epoch)
 
