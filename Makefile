@@ -11,7 +11,7 @@ DEMO_SAVE := results/demo
 DEMO_BACKBONE ?= resnet18_v1
 NUM_THREADS ?= $(shell nproc 2>/dev/null || echo 2)
 
-.PHONY: venv demo test test-dist bench clean-demo
+.PHONY: venv demo test stress-dist bench clean-demo
 
 $(STAMP): requirements-cpu.txt requirements-common.txt constraints.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -37,8 +37,10 @@ demo: venv
 test: venv
 	$(PY) -m pytest -q tests
 
-test-dist: venv
-	$(PY) -m pytest -q -m dist tests
+# The distributed tests run in `make test`; this repeats them (STRESS_RUNS times) and counts passes.
+STRESS_RUNS ?= 50
+stress-dist: venv
+	$(PY) -m tools.stress_dist -n $(STRESS_RUNS)
 
 bench: venv
 	OMP_NUM_THREADS=$(NUM_THREADS) $(PY) bench/bench_loss.py

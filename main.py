@@ -82,6 +82,7 @@ def build(args, wanted):
     if not args.resume and rank == 0:  # the chief owns the run folder; the others write no file there
         run_folder.check_new_run(args.save_dir, args.overwrite)
     if num_workers > 1:
+        logger.info("distributed: kvstore rank %d of %d workers", rank, num_workers)
         info["train_sampler"].set_shard(num_workers, rank)
     for seed_fn in (mx.random.seed, np.random.seed, random.seed):
         seed_fn(args.seed)
@@ -96,6 +97,7 @@ def build(args, wanted):
                     "l2_coefficient": args.l2_reg, "scaled_params": net.head.collect_params(),
                     "grad_mult": args.embed_grad_mult}
     return dict(net=net, loss_fn=loss_fn, trainer=trainer, ctx=ctx, info=info, state=state,
+                kvstore=kvstore if num_workers > 1 else None,
                 train_loader=train_loader, test_loader=test_loader, rank=rank, num_workers=num_workers,
                 scheduler=lr_scheduler_from_args(args, len(train_loader)), step_options=step_options)
 
@@ -125,9 +127,9 @@ def run(argv, interrupts):
     is_chief = parts["rank"] == 0
     summary = TrainingSummary(args.save_dir if is_chief else None)
     loop_parts = {key: parts[key] for key in ("net", "loss_fn", "trainer", "ctx", "info", "scheduler",
-                                              "step_options", "train_loader", "test_loader")}
-    loop = TrainingLoop(args, dict(loop_parts, summary=summary, interrupts=interrupts, is_chief=is_chief,
-                                   distributed=parts["num_workers"] > 1), parts["state"])
+                                              "step_options", "train_loader", "test_loader", "kvstore")}
+    loop = TrainingLoop(args, dict(loop_parts, summary=summary, interrupts=interrupts, is_chief=is_chief),
+                        parts["state"])
     results = loop.run(fresh=not args.resume)
     loop.finish(parts["num_workers"], parts["rank"])
     return results

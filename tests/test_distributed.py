@@ -1,5 +1,10 @@
-"""Distributed training with the parameter-server kvstore, on loopback only: a scheduler, one
-server and two workers train two epochs; both workers must end with identical parameters."""
+"""Distributed training with the parameter-server kvstore, on loopback only (scheduler, servers and
+workers on 127.0.0.1, every process ended by the launcher, each job bounded by a timeout).
+
+Every worker must end with the same parameters, and those must be what one process computes for the
+same global batches: at iteration t worker r trains on batch t * W + r of the epoch, the servers sum
+the W gradients, and every worker applies that sum with its own Adam. BatchNorm running statistics
+are each worker's own (MXNet keeps them per process), so they are left out of the comparison."""
 import json
 import os
 import sys
@@ -13,36 +18,124 @@ from data.demo import generate_demo
 from tools.launch_loopback import launch
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+FLAGS = ["--data_name=demo", "--gpu_idx=-1", "--pretrained=none", "--image_size=32", "--embed_dim=16",
+         "--batch_size=8", "--num_instances=4", "--num_workers=0", "--epochs=2", "--eval_epoch_term=1",
+         "--lr_decay_epochs=1", "--lr=0.001", "--progress=False", "--kvstore=dist_sync"]
+
+
+@pytest.fixture(scope="module")
+def demo_dir(tmp_path_factory):
+    # 12 train classes x 4 instances = 6 batches of 8 per epoch: 3 per worker for 2 workers, 2 for 3.
+    return str(generate_demo(str(tmp_path_factory.mktemp("demo") / "d"), classes=24, per_class=6,
+                             size=40, seed=2))
+
+
+def worker_command(data_dir, save_dir, *extra):
+    return [sys.executable, "main.py", "--data_dir=" + data_dir, "--save_dir=" + save_dir] + FLAGS + list(extra)
+
+
+def job_logs(log_dir):
+    return "\n".join("== %s\n%s" % (name, open(os.path.join(log_dir, name), errors="replace").read()[-1500:])
+                     for name in sorted(os.listdir(log_dir)) if name.endswith(".log"))
+
+
+def single_process_reference(data_dir, num_workers):
+    """What the job computes, in one process: the W gradients of each iteration summed, then Adam."""
+    import main
+    import data
+    import loss.factory as loss_factory
+    import model
+    from utils.optimizer import build_trainer
+    from utils.schedules import lr_scheduler_from_args
+
+    args = main.build_full_parser().parse_args(["--data_dir=" + data_dir] + FLAGS)
+    args.kvstore = "device"
+    ctx = [mx.cpu()]
+    net = model.build_network(args.backbone, args.embed_dim, l2_normalize=True)
+    loss_fn = loss_factory.build_loss_from_args(args)
+    loader, _, info = data.build_loaders(args.data_name, data_dir, args.image_size, args.batch_size,
+                                         args.num_instances, 0, seed=args.seed)
+    mx.random.seed(args.seed)
+    np.random.seed(args.seed)
+    model.initialize_network(net, ctx, pretrained="none")
+    net.hybridize(static_alloc=True)
+    loss_fn.hybridize(static_alloc=True)
+    model.materialize(net, ctx, args.image_size)
+    trainer = build_trainer(net, args)
+    net.collect_params().setattr("grad_req", "add")
+    net.collect_params("running_.*").setattr("grad_req", "null")  # BatchNorm statistics: no gradient
+    iters = len(loader) // num_workers
+    scheduler = lr_scheduler_from_args(args, iters)
+    for epoch in range(args.epochs):
+        info["train_sampler"].set_epoch(epoch)
+        batches = list(loader)
+        for t in range(iters):
+            net.collect_params().zero_grad()
+            for rank in range(num_workers):
+                images, labels = batches[t * num_workers + rank]
+                with mx.autograd.record():
+                    losses = loss_fn(net(images), labels)
+                losses.backward()
+            trainer.set_learning_rate(scheduler(epoch * iters + t))
+            trainer.step(1)
+    return {name: p.data().asnumpy() for name, p in net._collect_params_with_prefix().items()}
 
 
 @pytest.mark.dist
-@pytest.mark.parametrize("kvstore", ["dist_sync"])
-def test_two_workers_one_server(tmp_path, monkeypatch, kvstore):
-    monkeypatch.chdir(ROOT)
-    data_dir = str(generate_demo(str(tmp_path / "demo"), classes=16, per_class=6, size=40, seed=2))
-    save_dir = str(tmp_path / "run")
-    command = [sys.executable, "main.py", "--kvstore=" + kvstore, "--data_name=demo",
-               "--data_dir=" + data_dir, "--gpu_idx=-1", "--pretrained=none", "--image_size=32",
-               "--embed_dim=16", "--batch_size=8", "--num_instances=4", "--num_workers=0",
-               "--epochs=2", "--eval_epoch_term=1", "--lr_decay_epochs=1", "--lr=0.001",
-               "--progress=False", "--save_dir=" + save_dir]
+@pytest.mark.parametrize("num_workers, num_servers", [
+    (2, 1),
+    # Found here, not yet fixed: with 3 workers the job's parameters agree across workers but
+    # differ between two runs of the same job (max 4e-3 after 4 updates) and from the single-process
+    # computation, with 1 server or 2. strict: this fails loudly once it is fixed.
+    pytest.param(3, 2, marks=pytest.mark.xfail(strict=True, reason="3-worker jobs are not "
+                                               "deterministic yet (issue 9)")),
+])
+def test_workers_agree_with_one_process(demo_dir, tmp_path, num_workers, num_servers):
+    save_dir, log_dir = str(tmp_path / "run"), str(tmp_path / "logs")
+    os.makedirs(log_dir)
     start = time.time()
-    codes = launch(command, num_workers=2, num_servers=1, timeout=240, log_dir=str(tmp_path))
-    logs = "\n".join(open(os.path.join(tmp_path, f)).read()[-1500:]
-                     for f in sorted(os.listdir(tmp_path)) if f.endswith(".log"))
-    assert codes == [0, 0], "workers exited with %s after %.0f s:\n%s" % (codes, time.time() - start, logs)
+    result = launch(worker_command(demo_dir, save_dir), num_workers=num_workers,
+                    num_servers=num_servers, timeout=240, log_dir=log_dir)
+    assert result.codes == [0] * num_workers and not result.summary(), "job failed after %.0f s: %s\n%s" % (
+        time.time() - start, result.summary(), job_logs(log_dir))
+    assert sorted(name for name in os.listdir(log_dir) if name.startswith("worker")) == \
+        ["worker-%d.log" % r for r in range(num_workers)], "worker logs are named by kvstore rank"
 
-    params = [mx.nd.load(os.path.join(save_dir, "model_final_worker%d.params" % r)) for r in (0, 1)]
-    assert sorted(params[0]) == sorted(params[1]), "both workers hold the same parameters"
-    moved = 0
-    initial_like = mx.nd.load(os.path.join(save_dir, "model_last.params"))
-    for name in params[0]:
-        assert np.array_equal(params[0][name].asnumpy(), params[1][name].asnumpy()) or \
-            "running_" in name, "parameter %s differs between the workers" % name
-        moved += name in initial_like
-    assert moved, "worker 0 saved its evaluated parameters too"
+    params = [mx.nd.load(os.path.join(save_dir, "model_final_worker%d.params" % r)) for r in range(num_workers)]
+    want = single_process_reference(demo_dir, num_workers)
+    trained = [name for name in want if "running_" not in name]
+    for rank, got in enumerate(params):
+        assert sorted(got) == sorted(want), "worker %d holds other parameters" % rank
+        for name in trained:
+            assert np.array_equal(got[name].asnumpy(), params[0][name].asnumpy()), \
+                "parameter %s differs between worker 0 and worker %d" % (name, rank)
+            assert np.allclose(got[name].asnumpy(), want[name], rtol=1e-4, atol=1e-5), \
+                "parameter %s of worker %d differs from the single-process computation (max %.3g)" % (
+                    name, rank, np.abs(got[name].asnumpy() - want[name]).max())
     results = json.load(open(os.path.join(save_dir, "results.json")))
     assert results["epoch"] == 2 and results["last"]["epoch"] == 2, "worker 0 evaluated: %r" % results
-    # 8 train classes x 4 instances = 4 batches per epoch, 2 per worker.
     log = open(os.path.join(save_dir, "train.log")).read()
-    assert "2 iterations per epoch per worker (2 workers)" in log, "each worker reads its shard"
+    iters = 6 // num_workers
+    assert "%d iterations per epoch per worker (%d workers)" % (iters, num_workers) in log, \
+        "each worker reads its shard"
+
+
+@pytest.mark.dist
+def test_a_killed_worker_ends_the_job_and_the_run_resumes(demo_dir, tmp_path, monkeypatch):
+    save_dir, log_dir = str(tmp_path / "run"), str(tmp_path / "logs")
+    os.makedirs(log_dir)
+    # Worker task 1 dies at its 5th update (epoch 2); the chief checkpointed after epoch 1.
+    monkeypatch.setenv("EE_GLUON_FAULT", "SIGKILL@step=5,task=1")
+    start = time.time()
+    result = launch(worker_command(demo_dir, save_dir), num_workers=2, num_servers=1, timeout=240,
+                    log_dir=log_dir)
+    took = time.time() - start
+    assert result.failed_task == 1 and result.codes[1] == -9, "worker task 1 was killed: %r" % result.codes
+    line = result.summary()
+    assert "worker task 1" in line and "SIGKILL" in line and "\n" not in line, line
+    assert took < 120, "the launcher stops the job soon after a worker dies (%.0f s)" % took
+    monkeypatch.delenv("EE_GLUON_FAULT")
+    result = launch(worker_command(demo_dir, save_dir, "--resume=auto"), num_workers=2, num_servers=1,
+                    timeout=240, log_dir=log_dir)
+    assert result.codes == [0, 0], "the resumed job failed: %s\n%s" % (result.summary(), job_logs(log_dir))
+    assert json.load(open(os.path.join(save_dir, "results.json")))["epoch"] == 2

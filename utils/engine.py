@@ -50,7 +50,7 @@ class NonFiniteLossError(ValueError):
 
 
 def train_step(net, loss_fn, trainer, images, labels, ctx, learning_rate, step_options=None,
-               nan_policy="stop", step=0, where=""):
+               nan_policy="stop", step=0, where="", before_update=None):
     """One iteration: forward, backward and, when the loss is finite, the update.
 
     The loss of an iteration is the sum over devices of each device's mean per-sample loss (the
@@ -68,6 +68,8 @@ def train_step(net, loss_fn, trainer, images, labels, ctx, learning_rate, step_o
         skip the update and return None.
     step : int
         The global step this iteration completes (fault injection, see ``utils.faults``).
+    before_update : callable, optional
+        Called after the backward pass, right before the update.
 
     Returns
     -------
@@ -86,6 +88,8 @@ def train_step(net, loss_fn, trainer, images, labels, ctx, learning_rate, step_o
                 "or pass --nan_policy=skip_batch" % (value, where))
         logger.warning("non-finite loss at %s: update skipped", where)
         return None
+    if before_update is not None:
+        before_update()
     trainer.step(1)
     return value
 

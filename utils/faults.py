@@ -15,6 +15,9 @@ happens exactly there. Without the variable every call is a no-op (one dict look
 - ``ENOSPC@write=NAME`` or ``EACCES@write=NAME``: the first write of a file whose name contains
   NAME fails with that OS error (disk full, permission denied).
 - ``nan@step=5``: the loss of global step 5 is reported as NaN.
+
+``,task=N`` after any of them limits the fault to the distributed worker the launcher started with
+``DMLC_TASK_ID=N`` (``SIGKILL@step=3,task=1``: one worker of the job dies).
 """
 import errno
 import os
@@ -26,6 +29,9 @@ ENV = "EE_GLUON_FAULT"
 def _parse(text):
     if not text:
         return None
+    text, _, task = text.partition(",task=")
+    if task and (os.environ.get("DMLC_ROLE") != "worker" or os.environ.get("DMLC_TASK_ID") != task):
+        return None  # meant for another worker of the job
     what, _, where = text.partition("@")
     point, _, value = where.partition("=")
     if not what or not point or not value:

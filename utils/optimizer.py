@@ -27,3 +27,25 @@ def build_trainer(net, args, kvstore=None):
     distributed = kvstore is not None and not isinstance(kvstore, str)
     return mx.gluon.Trainer(net.collect_params(), args.optim, options, kvstore=kvstore,
                             update_on_kvstore=False if distributed else None)
+
+
+def broadcast_initial_parameters(trainer, kvstore):
+    """Give every worker the chief's parameters, and make sure they have them, before any gradient
+    is pushed.
+
+    The Trainer does this lazily inside its first ``step``: a broadcast (rank 0 pushes, every worker
+    pulls) and then, at once, the first push-pull of gradients. The pull and the push-pull share no
+    engine variable, and ps-lite's request queue does not keep arrival order, so the server could
+    answer the pull after it had summed the gradients (it holds no updater, so the sum replaces the
+    value): that worker then started from the summed first gradient instead of the weights. Here
+    the broadcast is done before the first update (after the first backward pass, so every
+    parameter is initialised), its pulls are waited for, and a barrier holds every worker until all
+    have theirs. On a resume the broadcast already ran in ``trainer.load_states``; the wait and the
+    barrier still come first. MXNet 1.9 is the last release, so the Trainer's private steps used
+    here will not move.
+    """
+    trainer._init_kvstore()
+    if trainer._params_to_init:
+        trainer._init_params()
+    mx.nd.waitall()
+    kvstore._barrier()

@@ -27,6 +27,7 @@ from model import materialize
 from . import checkpoint, faults, run_folder, storage
 from .engine import evaluate, train_step
 from .interrupts import RunInterrupted
+from .optimizer import broadcast_initial_parameters
 from .options import metric_keys
 from .visualize import log_projector, log_retrieval_grid, pick_fixed_queries
 
@@ -59,10 +60,8 @@ class TrainingLoop:
 
     ``parts`` holds what main.py built: ``net``, ``loss_fn``, ``trainer``, ``ctx``, ``scheduler``,
     ``step_options``, ``train_loader``, ``test_loader``, ``info`` (of ``data.build_loaders``),
-    ``summary`` (``TrainingSummary``), ``interrupts`` (``Interrupts``), ``is_chief``,
-    ``distributed`` (several workers: no checkpoint before the first update, whose kvstore
-    initialisation every worker must reach together; ``trainer.save_states`` would start it on
-    the chief alone).
+    ``summary`` (``TrainingSummary``), ``interrupts`` (``Interrupts``), ``is_chief``, ``kvstore``
+    (the parameter-server kvstore of a distributed run, else None).
     """
 
     def __init__(self, args, parts, state):
@@ -73,6 +72,7 @@ class TrainingLoop:
         self.iters_per_epoch = len(self.train_loader)
         self.best_name = "R@%d" % args.recallk[0]  # the metric that picks the best parameters
         self._sizes_before_eval = None
+        self._broadcast_pending = self.kvstore is not None  # see _before_first_update
         # summary.csv: one row per epoch; the metrics are empty in epochs without an evaluation.
         self.csv_columns = ["epoch", "step", "loss", "lr"] + metric_keys(args)
         # Seed 0, not --seed: the same queries in every run, so that grids compare across runs.
@@ -90,7 +90,9 @@ class TrainingLoop:
         if not self.is_chief:
             self.state["pending_eval"] = None  # only the chief evaluates
         try:
-            if fresh and not self.state["pending_eval"] and not self.distributed:
+            # A distributed run's first checkpoint comes after its first update: saving the trainer's
+            # states would start the kvstore's collective initialisation on the chief alone.
+            if fresh and not self.state["pending_eval"] and self.kvstore is None:
                 materialize(self.net, self.ctx, self.args.image_size)
                 self._checkpoint()
             while True:
@@ -135,7 +137,8 @@ class TrainingLoop:
         value = train_step(
             self.net, self.loss_fn, self.trainer, images, labels, self.ctx,
             self.scheduler(step - 1), self.step_options, nan_policy=self.args.nan_policy, step=step,
-            where="epoch %d, iteration %d (global step %d)" % (epoch + 1, i + 1, step))
+            where="epoch %d, iteration %d (global step %d)" % (epoch + 1, i + 1, step),
+            before_update=self._before_first_update if self._broadcast_pending else None)
         if value is not None:
             self.state["epoch_loss"][0] += value
             self.state["epoch_loss"][1] += 1
@@ -143,6 +146,14 @@ class TrainingLoop:
                 self.summary.step(step, value, self.trainer.learning_rate)
         self.state.update(batch_in_epoch=i + 1, global_step=step)
         faults.at("step", step)
+
+    def _before_first_update(self):
+        """Distributed: the chief's parameters reach every worker before any gradient is pushed
+        (``utils.optimizer.broadcast_initial_parameters``). Done after the first backward pass, as
+        the Trainer itself would: measured here, an inference-mode forward pass on every worker
+        before that broadcast made the server answer a pull of a key before its initialisation."""
+        broadcast_initial_parameters(self.trainer, self.kvstore)
+        self._broadcast_pending = False
 
     def _end_epoch(self, epoch, seconds):
         args, state = self.args, self.state
@@ -181,7 +192,7 @@ class TrainingLoop:
             before_training = state["pending_eval"] == "initial"
             state.update(pending_eval=None, pending_row=None)
             self._sizes_before_eval = None
-            if not (before_training and self.distributed):
+            if not (before_training and self._broadcast_pending):  # see run()
                 self._checkpoint(params=params)
             run_folder.write_results(self.save_dir, state["results"])
 
