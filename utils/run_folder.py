@@ -54,8 +54,6 @@ RESUME_MAY_CHANGE = ("epochs", "eval_epoch_term", "eval_at_start", "num_workers"
                      "projector_points", "knn", "nan_policy")
 # Flags that say which folder and how to start, not what is trained.
 RUN_FLAGS = ("save_dir", "resume", "overwrite")
-# Keys of args.json that are not flags.
-RECORD_KEYS = ("contexts", "history")
 
 
 def path(save_dir, name):

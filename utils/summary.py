@@ -29,10 +29,14 @@ class _EventsNow:
     event file's size, and a resume cuts the file back to it)."""
 
     def __init__(self, logdir):
-        os.makedirs(logdir, exist_ok=True)
+        storage.make_dirs(logdir, "free space or fix the permissions, then resume with --resume=auto")
         self._logdir = logdir
         # The pid keeps a resumed process (started within the same second) off its parent's file.
-        self._events = EventsWriter(os.path.join(logdir, "events"), ".%d" % os.getpid())
+        try:
+            self._events = EventsWriter(os.path.join(logdir, "events"), ".%d" % os.getpid())
+        except OSError as error:
+            raise storage.StorageError(storage.describe_os_error(
+                error, logdir, "free space or fix the permissions, then resume with --resume=auto")) from None
 
     def get_logdir(self):
         return self._logdir
