@@ -90,8 +90,8 @@ class TrainingLoop:
         if not self.is_chief:
             self.state["pending_eval"] = None  # only the chief evaluates
         try:
-            # A distributed run's first checkpoint comes after its first update: saving the trainer's
-            # states would start the kvstore's collective initialisation on the chief alone.
+            # (Not distributed: there no checkpoint precedes the first update, see _checkpoint, and
+            # an inference pass before the kvstore's initialisation breaks it, see _before_first_update.)
             if fresh and not self.state["pending_eval"] and self.kvstore is None:
                 materialize(self.net, self.ctx, self.args.image_size)
                 self._checkpoint()
@@ -189,11 +189,9 @@ class TrainingLoop:
                 params = None
             else:
                 params = self._record_epoch_results(epoch, values)
-            before_training = state["pending_eval"] == "initial"
             state.update(pending_eval=None, pending_row=None)
             self._sizes_before_eval = None
-            if not (before_training and self._broadcast_pending):  # see run()
-                self._checkpoint(params=params)
+            self._checkpoint(params=params)
             run_folder.write_results(self.save_dir, state["results"])
 
     def _between_eval_batches(self, epoch):
@@ -234,9 +232,11 @@ class TrainingLoop:
     def _checkpoint(self, sizes=None, params=None):
         """Write a checkpoint of the state (chief only). ``sizes``: the append-only files' sizes
         the state corresponds to (default: now); ``params``: the parameters already serialised
-        into model_last.params at this state."""
-        if not self.is_chief:
-            return
+        into model_last.params at this state. Distributed runs write none before their first update:
+        saving the trainer's states would start the kvstore's collective initialisation on the chief
+        alone, which then waits for the others forever."""
+        if not self.is_chief or self._broadcast_pending:
+            return None
         with self.interrupts.deferred():
             self.summary.flush()
             self.state["run_files"] = sizes or run_folder.append_only_sizes(self.save_dir)
