@@ -202,3 +202,39 @@ def test_only_best_and_last_parameters_are_kept(finished):
     assert "model_best.params" in names and "model_last.params" in names
     assert not [n for n in names if n.startswith("model_epoch_")], names
     assert len(glob.glob(os.path.join(finished, "checkpoint-*.json"))) == 3, "--keep_checkpoints=3"
+
+
+@pytest.fixture
+def small_disk(tmp_path):
+    """A 200 MB tmpfs (root can mount one; skipped where mounting is not allowed), unmounted after."""
+    import subprocess
+
+    mount_point = str(tmp_path / "disk")
+    os.makedirs(mount_point)
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=200m", "tmpfs", mount_point],
+                      capture_output=True).returncode != 0:
+        pytest.skip("cannot mount a tmpfs here")
+    try:
+        yield mount_point
+    finally:
+        subprocess.run(["umount", "-l", mount_point], capture_output=True)
+
+
+def test_a_really_full_disk_mid_run(demo_dir, finished, small_disk):
+    """No injection: the second checkpoint (ResNet-18: 45 MB of parameters, 90 MB of Adam states)
+    does not fit beside the first on a 200 MB file system."""
+    import subprocess
+
+    save_dir = os.path.join(small_disk, "run")
+    line = one_error_line(run(train_argv(demo_dir, save_dir, "--eval_epoch_term=1", "--keep_checkpoints=1")))
+    assert "disk is full" in line and save_dir in line and "--resume=auto" in line, line
+    assert not glob.glob(os.path.join(save_dir, "*.tmp")), "no partial file is left"
+    from utils import checkpoint
+
+    listed = checkpoint.list_checkpoints(save_dir)
+    assert listed and all(checkpoint.verify(path)[0] is not None for path, _ in listed), \
+        "the checkpoints written before the disk filled are intact"
+    assert subprocess.run(["mount", "-o", "remount,size=600m", small_disk]).returncode == 0
+    proc = run(resume_argv(save_dir))
+    assert proc.returncode == 0, "once there is space, the run resumes: %s" % proc.stderr[-2000:]
+    assert_same_run(save_dir, finished)
