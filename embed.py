@@ -35,6 +35,8 @@ import numpy as np  # noqa: E402
 from tqdm import tqdm  # noqa: E402
 
 from data import SPLIT_HEADER, ImageListDataset, TestTransform, read_split  # noqa: E402
+from utils import run_folder  # noqa: E402
+from utils.errors import one_line  # noqa: E402
 from utils.devices import resolve_contexts  # noqa: E402
 from utils.options import str2bool  # noqa: E402
 
@@ -272,13 +274,6 @@ def _read_json(path, what):
         raise ValueError("cannot read %s %s: %s" % (what, path, error)) from None
 
 
-def _one_line(error):
-    """The informative line of an error: MXNet's start with "Traceback ..." and end with the cause."""
-    lines = [line.strip() for line in str(error).strip().splitlines() if line.strip()]
-    lines = [line for line in lines if not line.startswith("Traceback")] or lines
-    return lines[-1] if lines else type(error).__name__
-
-
 def load_symbol_network(symbol_file, args, ctx):
     """An exported network through ``SymbolBlock.imports``; returns (net, image_size)."""
     prefix = symbol_file[: -len(SYMBOL_SUFFIX)]
@@ -303,7 +298,7 @@ def load_symbol_network(symbol_file, args, ctx):
             net = mx.gluon.SymbolBlock.imports(symbol_file, ["data"], params_file, ctx=ctx)
     except (mx.base.MXNetError, AssertionError, ValueError, OSError) as error:
         raise ValueError("cannot load the exported network %s with %s: %s"
-                         % (symbol_file, params_file, _one_line(error))) from None
+                         % (symbol_file, params_file, one_line(error))) from None
     net.hybridize(static_alloc=True)
     logger.info("exported network %s (%s), image size %d", symbol_file, params_file, image_size)
     return net, int(image_size)
@@ -313,8 +308,7 @@ def load_params_network(params_file, args, ctx):
     """A ``.params`` checkpoint into the network args.json (or the flags) describe."""
     import model  # GluonCV is imported only for this kind of checkpoint
 
-    args_file = os.path.join(os.path.dirname(os.path.abspath(params_file)), "args.json")
-    saved = _read_json(args_file, "run arguments") if os.path.isfile(args_file) else {}
+    args_file, saved = run_folder.args_beside(params_file)
     config = {name: getattr(args, name) if getattr(args, name) is not None else saved.get(name)
               for name in ("backbone", "embed_dim", "image_size")}
     missing = [name for name, value in config.items() if value is None]
@@ -328,7 +322,7 @@ def load_params_network(params_file, args, ctx):
     except (mx.base.MXNetError, AssertionError, ValueError, OSError) as error:
         raise ValueError("cannot load %s into a %s network with embed_dim %s: %s; check --backbone "
                          "and --embed_dim" % (params_file, config["backbone"], config["embed_dim"],
-                                              _one_line(error))) from None
+                                              one_line(error))) from None
     net.hybridize(static_alloc=True)
     logger.info("checkpoint %s: %s, embed_dim %s, image size %s%s", params_file, config["backbone"],
                 config["embed_dim"], config["image_size"], " (from %s)" % args_file if saved else "")

@@ -30,6 +30,8 @@ import time  # noqa: E402
 import numpy as np  # noqa: E402
 
 import data  # noqa: E402
+from utils import run_folder  # noqa: E402
+from utils.errors import one_line  # noqa: E402
 from utils.devices import resolve_contexts  # noqa: E402
 from utils.engine import embed_dataset  # noqa: E402
 from utils.metrics import FAISS_MISSING, evaluate_embeddings, l2_normalize  # noqa: E402
@@ -160,17 +162,7 @@ def validate_args(args):
 
 def _run_arguments(checkpoint):
     """The args.json main.py wrote beside ``checkpoint`` ({} when there is none)."""
-    path = os.path.join(os.path.dirname(os.path.abspath(checkpoint)), "args.json")
-    if not os.path.isfile(path):
-        return {}
-    try:
-        with open(path, encoding="utf-8") as handle:
-            saved = json.load(handle)
-    except (OSError, ValueError) as error:
-        raise ValueError("cannot read the run arguments %s: %s" % (path, error)) from None
-    if not isinstance(saved, dict):
-        raise ValueError("%s does not hold the flags of a run (a JSON object)" % path)
-    return saved
+    return run_folder.args_beside(checkpoint)[1]
 
 
 def _dataset_of_run(args, saved):
@@ -225,13 +217,6 @@ def load_stored(embeddings_path, labels_path):
     return zero_non_finite(embeddings.astype(np.float32, copy=False), embeddings_path), labels
 
 
-def _mxnet_message(error):
-    """The informative line of an MXNetError (its text starts with a C++ 'Traceback' header)."""
-    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
-    last = lines[-1] if lines else type(error).__name__
-    return last[len("MXNetError: "):] if last.startswith("MXNetError: ") else last
-
-
 def check_params_file(path):
     """One-line ValueError unless ``path`` is an MXNet parameter file (``net.save_parameters``)."""
     import mxnet as mx
@@ -240,7 +225,7 @@ def check_params_file(path):
         params = mx.nd.load(path)
     except mx.base.MXNetError as error:
         raise ValueError("%s is not a parameter file saved by main.py (%s)"
-                         % (path, _mxnet_message(error))) from None
+                         % (path, one_line(error))) from None
     if not isinstance(params, dict) or not params:
         raise ValueError("%s holds no named parameters; it was not saved by net.save_parameters" % path)
 

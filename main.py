@@ -55,7 +55,7 @@ def parse(argv):
     given = run_folder.given_flags(parser, argv)
     folder, wanted = run_folder.resume_target(args.resume, args.save_dir, "save_dir" in given)
     previous = run_folder.read_args(folder)
-    args, changed = run_folder.resume_args(parser, argv, previous)
+    args, changed = run_folder.resume_args(parser, given, previous)
     args.save_dir = folder
     return args, previous, changed, wanted
 

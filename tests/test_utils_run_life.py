@@ -174,10 +174,12 @@ def _saved(parser, **flags):
 
 def test_resume_args_take_the_saved_flags(parser):
     saved = _saved(parser, loss="triplet", lr=0.003, lr_decay_epochs=[5, 9])
-    args, changed = run_folder.resume_args(parser, ["--resume=auto", "--save_dir=RUN"], saved)
+    args, changed = run_folder.resume_args(
+        parser, run_folder.given_flags(parser, ["--resume=auto", "--save_dir=RUN"]), saved)
     assert (args.loss, args.lr, args.lr_decay_epochs) == ("triplet", 0.003, [5, 9]) and changed == {}
-    args, changed = run_folder.resume_args(parser, ["--resume=auto", "--epochs=9", "--lr=0.003",
-                                                    "--data_dir=/data/../data/demo"], saved)
+    given = run_folder.given_flags(parser, ["--resume=auto", "--epochs=9", "--lr=0.003",
+                                            "--data_dir=/data/../data/demo"])
+    args, changed = run_folder.resume_args(parser, given, saved)
     assert args.epochs == 9 and changed == {"epochs": [5000, 9]}, "equal values are not changes"
 
 
@@ -186,7 +188,7 @@ def test_resume_args_take_the_saved_flags(parser):
 def test_resume_args_refuse_what_changes_training(parser, flag):
     saved = _saved(parser, loss="triplet", lr_decay_epochs=[5, 9])
     with pytest.raises(ValueError) as info:
-        run_folder.resume_args(parser, ["--resume=auto", flag], saved)
+        run_folder.resume_args(parser, run_folder.given_flags(parser, ["--resume=auto", flag]), saved)
     name = flag[2:].split("=")[0]
     assert "--%s" % name in str(info.value) and "args.json" in str(info.value), str(info.value)
 
@@ -200,7 +202,7 @@ def test_rewind_cuts_append_only_files_back(tmp_path):
     open(os.path.join(folder, "summary.csv"), "a").write("r2\n")
     os.makedirs(os.path.join(folder, "tensorboard_log"))
     open(os.path.join(folder, "tensorboard_log", "events.out.tfevents.1.h.9"), "w").write("later")
-    run_folder.rewind(folder, sizes, {"results": {"epoch": 1}, "global_step": 4})
+    run_folder.rewind(folder, {"run_files": sizes, "results": {"epoch": 1}, "global_step": 4})
     assert open(os.path.join(folder, "summary.csv")).read() == "h\nr1\n"
     assert open(os.path.join(folder, "train.log")).read() == "a\n"
     assert open(os.path.join(folder, "replayed.log")).read() == "after\n", "cut log lines are kept"

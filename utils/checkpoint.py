@@ -30,7 +30,6 @@ logger = logging.getLogger(__name__)
 
 PREFIX = "checkpoint-"
 SUFFIXES = (".json", ".params", ".states")
-RESUME_FIX = "free space or fix the permissions, then resume with --resume=auto"
 
 
 def stem_of(state):
@@ -161,17 +160,17 @@ def save_checkpoint(save_dir, params_bytes, states_bytes, state, keep=None, para
     files = {"params": stem + ".params", "states": stem + ".states"}
     params_path = os.path.join(save_dir, files["params"])
     if params_source is not None:
-        storage.link_or_copy(params_source, params_path, RESUME_FIX)
+        storage.link_or_copy(params_source, params_path, storage.RESUME_FIX)
     else:
-        storage.write_bytes(params_path, params_bytes, RESUME_FIX)
+        storage.write_bytes(params_path, params_bytes, storage.RESUME_FIX)
     faults.at("checkpoint", state["epoch"])
-    storage.write_bytes(os.path.join(save_dir, files["states"]), states_bytes, RESUME_FIX)
+    storage.write_bytes(os.path.join(save_dir, files["states"]), states_bytes, storage.RESUME_FIX)
     meta = dict(state, random_state=_random_state(), files={
         "params": dict(storage.bytes_digest(params_bytes), name=files["params"]),
         "states": dict(storage.bytes_digest(states_bytes), name=files["states"]),
     })
     json_path = os.path.join(save_dir, stem + ".json")
-    storage.write_json(json_path, meta, RESUME_FIX)
+    storage.write_json(json_path, meta, storage.RESUME_FIX)
     if keep is not None:
         prune_checkpoints(save_dir, keep)
     return json_path

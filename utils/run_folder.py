@@ -92,8 +92,7 @@ def _move_into(paths, folder):
         try:
             shutil.move(source, os.path.join(folder, os.path.basename(source)))
         except OSError as error:
-            raise storage.StorageError(storage.describe_os_error(
-                error, folder, "free space or fix the permissions, then run again")) from None
+            raise storage.storage_error(error, folder, storage.RUN_AGAIN_FIX) from None
     return folder
 
 
@@ -136,20 +135,32 @@ def resume_target(resume, save_dir, save_dir_given):
     return folder, wanted
 
 
-def read_args(save_dir):
-    """The flags recorded in ``save_dir/args.json`` (with their history)."""
-    args_path = path(save_dir, ARGS)
-    if not os.path.isfile(args_path):
-        raise ValueError("--resume: %s has no %s, so it holds no run to continue; start a new run "
-                         "without --resume" % (save_dir, ARGS))
+def read_args_file(args_path):
+    """The flags (and history) an ``args.json`` holds; a one-line ValueError when it cannot be read."""
     try:
         with open(args_path, encoding="utf-8") as handle:
             saved = json.load(handle)
     except (OSError, ValueError) as error:
-        raise ValueError("--resume: cannot read %s (%s)" % (args_path, error)) from None
+        raise ValueError("cannot read the run arguments %s: %s" % (args_path, error)) from None
     if not isinstance(saved, dict):
-        raise ValueError("--resume: %s does not hold a run's flags" % args_path)
+        raise ValueError("%s does not hold the flags of a run (a JSON object)" % args_path)
     return saved
+
+
+def args_beside(file_path):
+    """``(path, flags)`` of the ``args.json`` in the folder of ``file_path`` (a file a run wrote,
+    such as model_best.params); ``flags`` is {} when there is no such file."""
+    args_path = os.path.join(os.path.dirname(os.path.abspath(file_path)), ARGS)
+    return args_path, (read_args_file(args_path) if os.path.isfile(args_path) else {})
+
+
+def read_args(save_dir):
+    """The flags recorded in ``save_dir/args.json`` (with their history), for a resume."""
+    args_path = path(save_dir, ARGS)
+    if not os.path.isfile(args_path):
+        raise ValueError("--resume: %s has no %s, so it holds no run to continue; start a new run "
+                         "without --resume" % (save_dir, ARGS))
+    return read_args_file(args_path)
 
 
 def _same(name, given, saved):
@@ -158,8 +169,10 @@ def _same(name, given, saved):
     return json.loads(json.dumps(given)) == saved
 
 
-def resume_args(parser, argv, saved):
+def resume_args(parser, given, saved):
     """The flags of a resumed run: those of ``args.json``, with the given flags that may change.
+
+    ``given``: the flags the command line gives (:func:`given_flags`).
 
     Returns
     -------
@@ -172,7 +185,6 @@ def resume_args(parser, argv, saved):
     ValueError
         A given flag would change what is trained (one line naming it and both values).
     """
-    given = given_flags(parser, argv)
     args = parser.parse_args([])
     for name, value in saved.items():
         if name in vars(args) and name not in RUN_FLAGS:
@@ -221,7 +233,7 @@ def open_run(args, state, data_dir, contexts, previous=None, changed=None, skipp
     skipped images). Returns the flags written."""
     save_dir = args.save_dir
     if args.resume:
-        rewind(save_dir, state["run_files"], state)
+        rewind(save_dir, state)
     elif holds_run(save_dir):
         logger.info("moved the previous run into %s", set_aside_previous_run(save_dir))
     storage.make_dirs(save_dir)
@@ -258,13 +270,15 @@ def _cut(file_path, size):
     return tail
 
 
-def rewind(save_dir, sizes, checkpoint_meta):
+def rewind(save_dir, checkpoint_meta):
     """Bring the run folder back to the checkpoint a resume continues from.
 
-    The append-only files are cut to the sizes the checkpoint recorded (the log lines cut off go to
+    The append-only files are cut to the sizes the checkpoint recorded (``run_files``; the log lines
+    cut off go to
     ``replayed.log``), event files begun after it and checkpoint files newer than it are moved into
     ``set-aside-TIME``, and ``results.json`` is rewritten from it.
     """
+    sizes = checkpoint_meta["run_files"]
     try:
         later = []
         for name in _append_only_files(save_dir):
@@ -276,8 +290,7 @@ def rewind(save_dir, sizes, checkpoint_meta):
                 with open(path(save_dir, REPLAYED_LOG), "ab") as handle:
                     handle.write(tail)
     except OSError as error:
-        raise storage.StorageError(storage.describe_os_error(
-            error, save_dir, "free space or fix the permissions, then resume again")) from None
+        raise storage.storage_error(error, save_dir, storage.RESUME_FIX) from None
     later += checkpoint.checkpoint_files_after(save_dir, checkpoint_meta)
     if later:
         folder = _move_into(later, _timestamped(save_dir, SET_ASIDE))
@@ -286,5 +299,4 @@ def rewind(save_dir, sizes, checkpoint_meta):
 
 
 def write_results(save_dir, results):
-    storage.write_json(path(save_dir, RESULTS), results,
-                       "free space or fix the permissions, then resume with --resume=auto")
+    storage.write_json(path(save_dir, RESULTS), results, storage.RESUME_FIX)

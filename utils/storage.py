@@ -25,18 +25,20 @@ _CAUSES = {
 }
 
 
+# What to do after a failed write: before training (nothing to resume yet), and during a run.
+RUN_AGAIN_FIX = "free space or fix the permissions, then run again"
+RESUME_FIX = "free space or fix the permissions, then resume with --resume=auto"
+
+
 class StorageError(ValueError):
     """A run's file could not be written; the message is one line."""
 
 
-def describe_os_error(error, path, fix):
-    """One line: what could not be written, why (disk full, read-only, ...), and ``fix``."""
+def storage_error(error, path, fix):
+    """The :class:`StorageError` of an ``OSError``: what could not be written, why (disk full,
+    read-only, ...), and ``fix``. Raise it ``from None``."""
     cause = _CAUSES.get(error.errno, error.strerror or str(error))
-    return "cannot write %s: %s; %s" % (path, cause, fix)
-
-
-def _raise_storage_error(error, path, fix):
-    raise StorageError(describe_os_error(error, path, fix)) from None
+    return StorageError("cannot write %s: %s; %s" % (path, cause, fix))
 
 
 def _fsync_dir(folder):
@@ -59,7 +61,7 @@ def _remove_quietly(path):
         pass
 
 
-def write_bytes(path, data, fix="free space or fix the permissions, then run again"):
+def write_bytes(path, data, fix=RUN_AGAIN_FIX):
     """Write ``data`` to ``path`` atomically and durably; raises :class:`StorageError`."""
     tmp_path = path + ".tmp"
     try:
@@ -71,16 +73,16 @@ def write_bytes(path, data, fix="free space or fix the permissions, then run aga
         os.replace(tmp_path, path)
     except OSError as error:
         _remove_quietly(tmp_path)
-        _raise_storage_error(error, path, fix)
+        raise storage_error(error, path, fix) from None
     _fsync_dir(os.path.dirname(path))
 
 
-def write_json(path, payload, fix="free space or fix the permissions, then run again"):
+def write_json(path, payload, fix=RUN_AGAIN_FIX):
     """Write ``payload`` as indented, key-sorted JSON, atomically."""
     write_bytes(path, (json.dumps(payload, indent=2, sort_keys=True) + "\n").encode("utf-8"), fix)
 
 
-def append_text(path, text, fix="free space or fix the permissions, then run again"):
+def append_text(path, text, fix=RUN_AGAIN_FIX):
     """Append ``text`` to ``path`` and flush it to the disk (summary.csv rows)."""
     try:
         faults.before_write(path)
@@ -89,10 +91,10 @@ def append_text(path, text, fix="free space or fix the permissions, then run aga
             handle.flush()
             os.fsync(handle.fileno())
     except OSError as error:
-        _raise_storage_error(error, path, fix)
+        raise storage_error(error, path, fix) from None
 
 
-def link_or_copy(source, path, fix="free space or fix the permissions, then run again"):
+def link_or_copy(source, path, fix=RUN_AGAIN_FIX):
     """Make ``path`` hold the bytes of ``source`` (a hard link when the file system allows one, so
     the same parameters are stored once), atomically."""
     tmp_path = path + ".tmp"
@@ -108,14 +110,14 @@ def link_or_copy(source, path, fix="free space or fix the permissions, then run 
         os.replace(tmp_path, path)
     except OSError as error:
         _remove_quietly(tmp_path)
-        _raise_storage_error(error, path, fix)
+        raise storage_error(error, path, fix) from None
 
 
 def make_dirs(path, fix="choose a writable --save_dir"):
     try:
         os.makedirs(path, exist_ok=True)
     except OSError as error:
-        _raise_storage_error(error, path, fix)
+        raise storage_error(error, path, fix) from None
 
 
 def serialize(save):

@@ -29,14 +29,13 @@ class _EventsNow:
     event file's size, and a resume cuts the file back to it)."""
 
     def __init__(self, logdir):
-        storage.make_dirs(logdir, "free space or fix the permissions, then resume with --resume=auto")
+        storage.make_dirs(logdir, storage.RESUME_FIX)
         self._logdir = logdir
         # The pid keeps a resumed process (started within the same second) off its parent's file.
         try:
             self._events = EventsWriter(os.path.join(logdir, "events"), ".%d" % os.getpid())
         except OSError as error:
-            raise storage.StorageError(storage.describe_os_error(
-                error, logdir, "free space or fix the permissions, then resume with --resume=auto")) from None
+            raise storage.storage_error(error, logdir, storage.RESUME_FIX) from None
 
     def get_logdir(self):
         return self._logdir
@@ -117,8 +116,7 @@ class TrainingSummary:
         if not os.path.exists(self.csv_path) or os.path.getsize(self.csv_path) == 0:
             writer.writeheader()
         writer.writerow(row)
-        storage.append_text(self.csv_path, text.getvalue(),
-                            "free space or fix the permissions, then resume with --resume=auto")
+        storage.append_text(self.csv_path, text.getvalue(), storage.RESUME_FIX)
 
     def flush(self):
         self.writer.flush()

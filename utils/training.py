@@ -217,13 +217,13 @@ class TrainingLoop:
         results, name = self.state["results"], self.best_name
         params = storage.serialize(self.net.save_parameters)
         last_path = run_folder.path(self.save_dir, run_folder.MODEL_LAST)
-        storage.write_bytes(last_path, params, checkpoint.RESUME_FIX)
+        storage.write_bytes(last_path, params, storage.RESUME_FIX)
         results["last"] = _record(values, epoch)
         if results["best"] is None or values[name] > results["best"][name]:
             results["best"] = _record(values, epoch)
             self.summary.best(epoch * self.iters_per_epoch, epoch, name, values[name])
             storage.link_or_copy(last_path, run_folder.path(self.save_dir, run_folder.MODEL_BEST),
-                                 checkpoint.RESUME_FIX)
+                                 storage.RESUME_FIX)
         self.summary.csv_row(dict(self.state["pending_row"], **values), self.csv_columns)
         return params
 
