@@ -40,8 +40,9 @@ def job_logs(log_dir):
 
 
 def single_process_reference(data_dir, num_workers, extra=()):
-    """What the job computes, in one process: the W gradients of each iteration summed, then the
-    optimiser's update."""
+    """What the job computes, in one process: the W gradients of each iteration accumulated in rank
+    order (for W <= 3 the order utils.ordered_sum fixes: ``(g0 + g1) + g2``), then the optimiser's
+    update."""
     import main
     import data
     import loss.factory as loss_factory
@@ -85,12 +86,9 @@ def single_process_reference(data_dir, num_workers, extra=()):
 @pytest.mark.dist
 @pytest.mark.parametrize("num_workers, num_servers", [
     (2, 1),
-    # Found here, not yet fixed: with 3 workers (1 server or 2) the workers agree with each other,
-    # but two runs of the same job differ (after 4 updates: max 0.004 with Adam, 0.06 with SGD,
-    # also with no evaluation during training), so neither equals the single-process computation.
-    # strict: this fails loudly once it is fixed.
-    pytest.param(3, 2, marks=pytest.mark.xfail(strict=True, reason="3-worker jobs are not "
-                                               "deterministic yet (issue 9)")),
+    # Three workers on two servers: keys spread unevenly, and a sum of three that the server would
+    # add in arrival order (utils.ordered_sum fixes the order; tests/test_distributed_sum.py).
+    (3, 2),
 ])
 def test_workers_agree_with_one_process(demo_dir, tmp_path, num_workers, num_servers):
     save_dir, log_dir = str(tmp_path / "run"), str(tmp_path / "logs")

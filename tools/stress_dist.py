@@ -1,6 +1,6 @@
 """Run the distributed tests N times in a row and print how many passed.
 
-    python3 -m tools.stress_dist -n 50                  # the 2-worker job against one process
+    python3 -m tools.stress_dist -n 50                  # both jobs (2 and 3 workers) against one process
     python3 -m tools.stress_dist -n 10 -k killed        # the killed-worker test
 
 Each run is a fresh pytest process (scheduler, servers and workers on loopback, bounded by the
@@ -11,7 +11,7 @@ import subprocess
 import sys
 import time
 
-DEFAULT_SELECTION = "agree and 2-1"
+DEFAULT_SELECTION = "agree"
 
 
 def main(argv=None):

@@ -1,6 +1,8 @@
 """The Gluon trainer of a run, and the kvstore that spreads it over devices and machines."""
 import mxnet as mx
 
+from utils.ordered_sum import OrderedSumTrainer
+
 
 def setup_kvstore(kvstore_name, ctx):
     """The kvstore, and this process's ``(rank, number of workers)``.
@@ -23,10 +25,12 @@ def build_trainer(net, args, kvstore=None):
     else:
         options = {"learning_rate": args.lr, "wd": args.wd, "momentum": args.momentum}
     # Distributed: workers apply the updates themselves (the optimiser state then lives with the
-    # worker and goes into its checkpoints); the kvstore only sums gradients.
-    distributed = kvstore is not None and not isinstance(kvstore, str)
-    return mx.gluon.Trainer(net.collect_params(), args.optim, options, kvstore=kvstore,
-                            update_on_kvstore=False if distributed else None)
+    # worker and goes into its checkpoints); the kvstore only sums gradients, in an order fixed by
+    # rank (utils.ordered_sum), so that a job gives the same parameters every time it runs.
+    if kvstore is not None and not isinstance(kvstore, str):
+        return OrderedSumTrainer(net.collect_params(), args.optim, options, kvstore=kvstore,
+                                 update_on_kvstore=False)
+    return mx.gluon.Trainer(net.collect_params(), args.optim, options, kvstore=kvstore)
 
 
 def broadcast_initial_parameters(trainer, kvstore):
