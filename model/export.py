@@ -8,6 +8,12 @@ the L2 normalisation are inside the graph, so a user only resizes images to ``S 
     net = mx.gluon.SymbolBlock.imports('model-symbol.json', ['data'], 'model-0000.params')
     embeddings = net(mx.nd.array(images_uint8_nhwc, dtype='uint8'))   # (N, embed_dim)
 
+The same graph is written as ``PREFIX.onnx`` for runtimes without MXNet (``model.onnx_export``)::
+
+    import onnxruntime
+    session = onnxruntime.InferenceSession('model.onnx', providers=['CPUExecutionProvider'])
+    embeddings = session.run(None, {'data': images_uint8_nhwc})[0]
+
 ``PREFIX-meta.json`` records what the graph expects and returns (see ``export_network``).
 """
 import json
@@ -29,13 +35,18 @@ def exported_files(path_prefix, epoch=0):
             "%s-meta.json" % path_prefix)
 
 
+def exported_onnx_file(path_prefix):
+    """The ONNX model of an export under ``path_prefix``."""
+    return "%s.onnx" % path_prefix
+
+
 def _first_context(net):
     contexts = net.collect_params().list_ctx()
     return contexts[0]
 
 
-def export_network(net, path_prefix, image_size, ctx=None):
-    """Write ``PREFIX-symbol.json``, ``PREFIX-0000.params`` and ``PREFIX-meta.json``.
+def export_network(net, path_prefix, image_size, ctx=None, onnx=True):
+    """Write ``PREFIX-symbol.json``, ``PREFIX-0000.params``, ``PREFIX.onnx`` and ``PREFIX-meta.json``.
 
     The network is hybridized (when it is not already), run once on a zero uint8 batch of shape
     (1, S, S, 3) to build its graph, and exported with ``HybridBlock.export``. Parameters held
@@ -52,6 +63,8 @@ def export_network(net, path_prefix, image_size, ctx=None):
         Side S of the square training images, recorded in the metadata.
     ctx : mxnet.Context, optional
         Device of the dummy forward pass; default: the first device holding the parameters.
+    onnx : bool
+        Also convert the graph to ONNX (``model.onnx_export``), for runtimes without MXNet.
 
     Returns
     -------
@@ -59,7 +72,7 @@ def export_network(net, path_prefix, image_size, ctx=None):
         ``(symbol_file, params_file)``; ``mx.gluon.SymbolBlock.imports(symbol_file, ['data'],
         params_file)`` loads them.
 
-    The metadata file holds ``image_size``, ``embed_dim``, ``backbone``, ``input`` (name
+    The metadata file holds the ONNX file's name and opset, ``image_size``, ``embed_dim``, ``backbone``, ``input`` (name
     ``data``, uint8, NHWC, RGB, values 0-255), ``normalization_inside`` (mean/std of the
     ImageNet statistics, applied in the graph), ``l2_normalized`` (whether the outputs are unit
     vectors), the file names and the MXNet version.
@@ -76,6 +89,10 @@ def export_network(net, path_prefix, image_size, ctx=None):
     embed_dim = int(out.shape[1])
     net.export(path_prefix, epoch=0)
     symbol_file, params_file, meta_file = exported_files(path_prefix)
+    onnx_file = None
+    if onnx:
+        from .onnx_export import export_onnx, OPSET
+        onnx_file = export_onnx(symbol_file, params_file, exported_onnx_file(path_prefix), image_size)
     head = getattr(net, "head", None)
     backbone = getattr(net, "backbone", None)
     meta = {
@@ -83,6 +100,8 @@ def export_network(net, path_prefix, image_size, ctx=None):
         "symbol_file": os.path.basename(symbol_file),
         "params_file": os.path.basename(params_file),
         "input_names": ["data"],
+        "onnx_file": os.path.basename(onnx_file) if onnx_file else None,
+        "onnx_opset": OPSET if onnx_file else None,
         "image_size": image_size,
         "embed_dim": embed_dim,
         "backbone": getattr(backbone, "zoo_name", None),

@@ -97,3 +97,60 @@ def test_bad_image_size_is_one_line_error(tmp_path):
     net = model.build_network("googlenet", embed_dim=4)
     with pytest.raises(ValueError, match="image_size must be a positive integer"):
         export_network(net, str(tmp_path / "x"), 0)
+
+
+# ONNX Runtime in a process without MXNet and without this repository: only onnxruntime and NumPy.
+_ONNX_LOADER = textwrap.dedent("""
+    import sys
+    import numpy as np
+    import onnxruntime
+    session = onnxruntime.InferenceSession("net.onnx", providers=["CPUExecutionProvider"])
+    assert [i.name for i in session.get_inputs()] == ["data"], [i.name for i in session.get_inputs()]
+    for batch in sys.argv[1:]:
+        np.save("onnx%s.npy" % batch, session.run(None, {"data": np.load("images%s.npy" % batch)})[0])
+    assert "mxnet" not in sys.modules, "onnxruntime needed MXNet"
+    print("loaded")
+""")
+
+
+@pytest.mark.parametrize("l2_normalize", [True, False])
+def test_onnx_runtime_gives_mxnets_embeddings(tmp_path, l2_normalize):
+    net = model.build_network("googlenet", embed_dim=8, l2_normalize=l2_normalize)
+    model.initialize_network(net, [mx.cpu(0)], pretrained="none")
+    export_network(net, str(tmp_path / "net"), 32)
+    meta = json.load(open(str(tmp_path / "net-meta.json")))
+    assert meta["onnx_file"] == "net.onnx" and meta["onnx_opset"] == 13, meta
+    for batch in BATCHES:
+        np.save(str(tmp_path / ("images%d.npy" % batch)), _images(batch))
+    proc = subprocess.run([sys.executable, "-I", "-c", _ONNX_LOADER] + [str(b) for b in BATCHES],
+                          cwd=str(tmp_path), capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0 and "loaded" in proc.stdout, proc.stderr[-2000:]
+    for batch in BATCHES:
+        want = net(mx.nd.array(_images(batch), dtype="uint8")).asnumpy()
+        got = np.load(str(tmp_path / ("onnx%d.npy" % batch)))
+        assert got.shape == want.shape, "batch %d: ONNX gives %s, MXNet %s" % (batch, got.shape, want.shape)
+        assert np.abs(got - want).max() <= 1e-4, "batch %d: ONNX and MXNet differ by %.3g" % (
+            batch, np.abs(got - want).max())
+    if l2_normalize:
+        norms = np.linalg.norm(got, axis=1)
+        assert np.allclose(norms, 1.0, atol=1e-5), "ONNX embeddings are unit vectors: %r" % norms
+
+
+def test_onnx_l2_normalization_keeps_a_zero_embedding_zero(tmp_path):
+    # MXNet's L2Normalization divides by sqrt(sum x^2 + 1e-10); ONNX's LpNormalization would give NaN.
+    import onnxruntime
+    from model.onnx_export import export_onnx
+    data = mx.sym.var("data")
+    flat = mx.sym.reshape(mx.sym.cast(data, "float32"), shape=(0, -1))
+    symbol = mx.sym.L2Normalization(mx.sym.broadcast_mul(flat, mx.sym.var("w", shape=(1, 1))), mode="instance")
+    symbol.save(str(tmp_path / "n-symbol.json"))
+    mx.nd.save(str(tmp_path / "n-0000.params"), {"arg:w": mx.nd.array([[0.5]])})
+    export_onnx(str(tmp_path / "n-symbol.json"), str(tmp_path / "n-0000.params"), str(tmp_path / "n.onnx"), 2)
+    images = np.zeros((2, 2, 2, 3), np.uint8)
+    images[1] = np.arange(12).reshape(2, 2, 3)
+    got = onnxruntime.InferenceSession(str(tmp_path / "n.onnx"), providers=["CPUExecutionProvider"]).run(
+        None, {"data": images})[0]
+    flat_images = images.reshape(2, -1).astype(np.float64) * 0.5
+    want = flat_images / np.sqrt((flat_images ** 2).sum(axis=1, keepdims=True) + 1e-10)
+    assert np.array_equal(got[0], np.zeros(12, np.float32)), "a zero row stays zero: %r" % got[0]
+    assert np.allclose(got, want, atol=1e-6), "MXNet's formula: %r vs %r" % (got, want)

@@ -192,6 +192,7 @@ def test_finished_run_exports_without_training(finished, tmp_path):
     proc = run(resume_argv(save_dir, "--export=True"))
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert glob.glob(os.path.join(save_dir, "export", "model-symbol.json")), os.listdir(save_dir)
+    assert os.path.isfile(os.path.join(save_dir, "export", "model.onnx")), os.listdir(os.path.join(save_dir, "export"))
     assert open(os.path.join(save_dir, "summary.csv")).read() == before, "no epoch was trained"
     assert json.load(open(os.path.join(save_dir, "args.json")))["history"][-1]["changed"] == \
         {"export": [False, True]}

@@ -143,7 +143,8 @@ def build_parser():
                             help="at most this many test embeddings in the projector")
     evaluation.add_argument("--export", default=False, type=str2bool,
                             help="after training, export the network as symbol + params "
-                                 "(save_dir/export) for SymbolBlock.imports; with --resume=auto on "
+                                 "(save_dir/export) for SymbolBlock.imports, and as model.onnx; with "
+                                 "--resume=auto on "
                                  "a finished run, export it without training")
     evaluation.add_argument("--progress", default=True, type=str2bool, help="show progress bars")
 
