@@ -11,7 +11,7 @@ DEMO_SAVE := results/demo
 DEMO_BACKBONE ?= resnet18_v1
 NUM_THREADS ?= $(shell nproc 2>/dev/null || echo 2)
 
-.PHONY: venv demo test stress-dist bench clean-demo
+.PHONY: venv demo compare test stress-dist bench clean-demo
 
 $(STAMP): requirements-cpu.txt requirements-common.txt constraints.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -20,19 +20,30 @@ $(STAMP): requirements-cpu.txt requirements-common.txt constraints.txt
 
 venv: $(STAMP)
 
+# The demo's training command, without the EE setting and the run folder (demo and compare add them).
+DEMO_TRAIN = OMP_NUM_THREADS=$(NUM_THREADS) $(PY) main.py --data_name=demo --data_dir=$(DEMO_DIR) \
+		--gpu_idx=-1 --pretrained=none --backbone=$(DEMO_BACKBONE) --embed_dim=128 --image_size=64 \
+		--loss=hphn_triplet --ee_l2norm=True --margin=0.1 \
+		--batch_size=32 --num_instances=8 --num_workers=1 \
+		--optim=adam --lr=0.0003 --lr_decay_factor=0.5 --lr_decay_epochs=120 \
+		--epochs=180 --eval_epoch_term=15 --summary_step=5 --seed=0 \
+		--keep_checkpoints=1 $(DEMO_FLAGS)
+
 # The demo run is disposable: each `make demo` starts it afresh (a real run would be set aside by
 # --overwrite=True instead, never deleted). One checkpoint is kept, so the folder stays small.
 demo: venv
 	$(PY) -m data.demo --out $(DEMO_DIR)
 	rm -rf $(DEMO_SAVE)
-	OMP_NUM_THREADS=$(NUM_THREADS) $(PY) main.py --data_name=demo --data_dir=$(DEMO_DIR) \
-		--gpu_idx=-1 --pretrained=none --backbone=$(DEMO_BACKBONE) --embed_dim=128 --image_size=64 \
-		--loss=hphn_triplet --n_inner_pts=2 --ee_l2norm=True --margin=0.1 \
-		--batch_size=32 --num_instances=8 --num_workers=1 \
-		--optim=adam --lr=0.0003 --lr_decay_factor=0.5 --lr_decay_epochs=120 \
-		--epochs=180 --eval_epoch_term=15 --summary_step=5 --seed=0 \
-		--keep_checkpoints=1 --save_dir=$(DEMO_SAVE) $(DEMO_FLAGS)
+	$(DEMO_TRAIN) --n_inner_pts=2 --save_dir=$(DEMO_SAVE)
 	@echo "TensorBoard: $(VENV)/bin/tensorboard --logdir=results"
+
+# The original README's picture in miniature: the demo with EE (n = 2) and without (n = 0), same
+# budget, and both R@1 curves in one figure.
+compare: venv
+	$(PY) -m data.demo --out $(DEMO_DIR)
+	for n in 2 0; do rm -rf results/inner-$$n && $(DEMO_TRAIN) --n_inner_pts=$$n --save_dir=results/inner-$$n || exit 1; done
+	$(PY) -m tools.plot_runs results/inner-2 results/inner-0 --metric R@1 -o results/compare.png \
+		--title "demo: HPHN-triplet with EE (n = 2) and without (n = 0)"
 
 test: venv
 	$(PY) -m pytest -q tests
