@@ -26,6 +26,7 @@ import model  # noqa: E402
 from utils import checkpoint, logs, run_folder  # noqa: E402
 from utils.devices import resolve_contexts  # noqa: E402
 from utils.engine import NonFiniteLossError  # noqa: E402
+from utils.host import check_shared_memory  # noqa: E402
 from utils.interrupts import Interrupts, RunInterrupted  # noqa: E402
 from utils.optimizer import build_trainer, setup_kvstore  # noqa: E402
 from utils.options import build_parser, validate_args  # noqa: E402
@@ -72,9 +73,10 @@ def build(args, wanted):
             "of --num_instances %d" % (args.batch_size, len(ctx), per_device, args.num_instances))
     net = model.build_network(args.backbone, args.embed_dim,
                               l2_normalize=loss_factory.loss_wants_normalized_embeddings(args.loss))
+    check_shared_memory(args.batch_size, args.image_size, args.num_workers, args.prefetch)
     train_loader, test_loader, info = data.build_loaders(
         args.data_name, args.data_dir, args.image_size, args.batch_size, args.num_instances,
-        args.num_workers, seed=args.seed, skip_bad_images=args.skip_bad_images)
+        args.num_workers, seed=args.seed, skip_bad_images=args.skip_bad_images, prefetch=args.prefetch)
     if args.recallk is None:
         args.recallk = list(getattr(info["dataset"], "default_recallk", None) or DEFAULT_RECALLK)
     data.eval_k_cap(args.recallk, info["num_test_images"])

@@ -229,7 +229,7 @@ def load_split(spec, data_dir, which):
     return paths, labels
 
 
-def _test_loader(paths, labels, image_size, batch_size, num_workers, seed=0):
+def _test_loader(paths, labels, image_size, batch_size, num_workers, seed=0, prefetch=None):
     test_set = ImageListDataset(paths, labels, TestTransform(image_size), seed=seed)
     return mx.gluon.data.DataLoader(
         test_set,
@@ -237,6 +237,7 @@ def _test_loader(paths, labels, image_size, batch_size, num_workers, seed=0):
         shuffle=False,
         last_batch="keep",
         num_workers=int(num_workers),
+        prefetch=prefetch,
     )
 
 
@@ -352,7 +353,7 @@ def drop_unreadable(paths, labels, which):
 
 def build_loaders(
     data_name, data_dir, image_size, batch_size, num_instances, num_workers, seed=0, test_batch_size=None,
-    skip_bad_images=False,
+    skip_bad_images=False, prefetch=None,
 ):
     """Build the class-balanced train loader and the sequential test loader.
 
@@ -377,6 +378,8 @@ def build_loaders(
         Seeds the sampler (``(seed, epoch)`` per epoch) and the augmentation.
     test_batch_size : int, optional
         Test batch size; defaults to ``batch_size``.
+    prefetch : int, optional
+        Batches each loader prepares ahead in shared memory (MXNet's default: 2 x num_workers).
 
     Returns
     -------
@@ -414,9 +417,10 @@ def build_loaders(
     train_sampler = ClassBalancedBatchSampler(train_labels, batch_size, num_instances, seed=seed)
     train_set = ImageListDataset(train_paths, train_labels, TrainTransform(image_size), seed=seed)
     train_loader = mx.gluon.data.DataLoader(
-        train_set, batch_sampler=train_sampler, num_workers=int(num_workers)
+        train_set, batch_sampler=train_sampler, num_workers=int(num_workers), prefetch=prefetch
     )
-    test_loader = _test_loader(test_paths, test_labels, image_size, test_batch_size, num_workers, seed)
+    test_loader = _test_loader(test_paths, test_labels, image_size, test_batch_size, num_workers, seed,
+                               prefetch)
     info = {
         "dataset": spec,
         "data_dir": data_dir,

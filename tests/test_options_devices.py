@@ -85,3 +85,35 @@ def test_context_resolution():
         resolve_contexts("0,2", num_gpus=2)
     with pytest.raises(ValueError, match="no GPU is visible"):
         resolve_contexts("0")
+
+
+def test_cpu_contexts_for_the_multi_device_path():
+    assert parse_gpu_idx("cpu:2") == ("cpu", 2)
+    assert resolve_contexts("cpu:2", num_gpus=0) == [mx.cpu(0), mx.cpu(1)]
+    assert resolve_contexts("CPU:1") == [mx.cpu(0)]
+    for bad in ("cpu:0", "cpu:", "cpu:x"):
+        with pytest.raises(ValueError, match="--gpu_idx"):
+            parse_gpu_idx(bad)
+
+
+class _Features:
+    def __init__(self, cuda):
+        self.cuda = cuda
+
+    def is_enabled(self, name):
+        return self.cuda if name == "CUDA" else False
+
+
+def _no_driver(name):
+    raise OSError("%s: cannot open shared object file" % name)
+
+
+def test_no_gpu_is_explained_by_its_cause():
+    from utils.devices import no_gpu_cause
+    assert "CPU build" in no_gpu_cause({}, _Features(False)), "this machine's MXNet"
+    assert "CPU build" in no_gpu_cause(), "the real check on this CPU-only machine"
+    assert "CUDA_VISIBLE_DEVICES=''" in no_gpu_cause({"CUDA_VISIBLE_DEVICES": ""}, _Features(True))
+    assert "libcuda.so.1" in no_gpu_cause({}, _Features(True), _no_driver)
+    assert "450.80.02" in no_gpu_cause({}, _Features(True), lambda name: None)
+    with pytest.raises(ValueError, match=r"no GPU is visible: the NVIDIA driver .* --gpu_idx=-1"):
+        resolve_contexts("0", num_gpus=0, explain=lambda: no_gpu_cause({}, _Features(True), _no_driver))

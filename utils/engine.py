@@ -16,12 +16,18 @@ logger = logging.getLogger(__name__)
 
 def forward_backward(net, loss_fn, images, labels, ctx, l2_params=None, l2_coefficient=0.0,
                      scaled_params=None, grad_mult=1.0):
-    """Split a batch over ``ctx``, run the loss per device, and back-propagate.
+    """Split a batch over ``ctx``, embed each slice on its device, compute the loss of the whole
+    batch, and back-propagate.
 
-    Each device receives a contiguous slice of the batch, so the sampler's layout (classes in
-    runs of num_instances, pairs in rows 2i, 2i+1) holds on every device as long as the
-    per-device batch is a multiple of num_instances. The loss vectors are back-propagated as
-    they are: the gradient is that of their sum, as in the original (``trainer.step(1)``).
+    Each device embeds a contiguous slice of the batch (BatchNorm sees that slice, as in MXNet's
+    data parallelism). With several devices the embeddings are gathered on the first one, in
+    order, so the loss sees the whole batch: the sampler's layout (classes in runs of
+    num_instances, pairs in rows 2i, 2i+1), every negative of every class, and EE's synthetic
+    points of every class. Computed per slice instead, a batch of 4 classes on 4 devices would give
+    each device one class and no negative at all. The copy to the first device is recorded, so the
+    gradient flows back to every device. On one device nothing is gathered: the original's step.
+    The loss vector is back-propagated as it is: the gradient is that of its sum, as in the
+    original (``trainer.step(1)``).
 
     Optional parts of the Symmetrical Synthesis recipe: ``l2_coefficient * sum |w|^2 / 2`` over
     ``l2_params`` joins the objective (back-propagated once, not once per sample), and the
@@ -29,14 +35,20 @@ def forward_backward(net, loss_fn, images, labels, ctx, l2_params=None, l2_coeff
 
     Returns
     -------
-    list of NDArray
-        The per-sample losses of each device (without the regulariser).
+    NDArray
+        The per-sample losses of the batch, on ``ctx[0]`` (without the regulariser).
     """
-    image_parts = mx.gluon.utils.split_and_load(images, ctx)
-    label_parts = mx.gluon.utils.split_and_load(labels, ctx)
+    if len(ctx) == 1:
+        image_parts, whole_labels = [images.as_in_context(ctx[0])], labels.as_in_context(ctx[0])
+    else:
+        image_parts = mx.gluon.utils.split_and_load(images, ctx)
+        whole_labels = labels.as_in_context(ctx[0])
     with mx.autograd.record():
-        losses = [loss_fn(net(x), y) for x, y in zip(image_parts, label_parts)]
-        heads = list(losses)
+        embeddings = [net(part) for part in image_parts]
+        if len(embeddings) > 1:
+            embeddings = [mx.nd.concat(*[e.as_in_context(ctx[0]) for e in embeddings], dim=0)]
+        losses = loss_fn(embeddings[0], whole_labels)
+        heads = [losses]
         if l2_params and l2_coefficient:
             heads += l2_regularization(l2_params, l2_coefficient, contexts=ctx)
     mx.autograd.backward(heads)
@@ -53,8 +65,8 @@ def train_step(net, loss_fn, trainer, images, labels, ctx, learning_rate, step_o
                nan_policy="stop", step=0, where="", before_update=None):
     """One iteration: forward, backward and, when the loss is finite, the update.
 
-    The loss of an iteration is the sum over devices of each device's mean per-sample loss (the
-    original's logged value). It is read back every iteration to catch a non-finite loss before
+    The loss of an iteration is the mean per-sample loss of the batch (the original's logged
+    value). It is read back every iteration to catch a non-finite loss before
     the update is applied (the original read it every iteration too, to print it).
 
     Parameters
@@ -78,7 +90,7 @@ def train_step(net, loss_fn, trainer, images, labels, ctx, learning_rate, step_o
     """
     trainer.set_learning_rate(learning_rate)
     losses = forward_backward(net, loss_fn, images, labels, ctx, **(step_options or {}))
-    value = float(mx.nd.add_n(*[loss.mean().as_in_context(ctx[0]) for loss in losses]).asscalar())
+    value = float(losses.mean().asscalar())
     if faults.loss_is_nan(step):
         value = float("nan")
     if not np.isfinite(value):
@@ -92,6 +104,19 @@ def train_step(net, loss_fn, trainer, images, labels, ctx, learning_rate, step_o
         before_update()
     trainer.step(1)
     return value
+
+
+def share_untrained_parameters(net):
+    """Give every device's copy of the parameters that are not trained (BatchNorm's running mean and
+    variance) their average over the devices: the value ``save_parameters`` writes.
+
+    Data parallelism keeps one set of running statistics per device, each from its slices. Their
+    update is an exponential moving average, which is linear, so replacing each by the average
+    leaves every later average, and so every saved file, as it would have been.
+    """
+    for param in net.collect_params().values():
+        if param.grad_req == "null" and len(param.list_ctx()) > 1:
+            param.set_data(param._reduce())
 
 
 def embed_dataset(net, loader, ctx, progress=True, desc="embedding", after_batch=None):

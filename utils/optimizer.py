@@ -1,4 +1,6 @@
 """The Gluon trainer of a run, and the kvstore that spreads it over devices and machines."""
+import pickle
+
 import mxnet as mx
 
 from utils.ordered_sum import OrderedSumTrainer
@@ -53,3 +55,28 @@ def broadcast_initial_parameters(trainer, kvstore):
         trainer._init_params()
     mx.nd.waitall()
     kvstore._barrier()
+
+
+def _on_cpu(state):
+    if isinstance(state, mx.nd.NDArray):
+        return state.as_in_context(mx.cpu())
+    if isinstance(state, (tuple, list)):
+        return type(state)(_on_cpu(part) for part in state)
+    return state
+
+
+def device_free_states(trainer):
+    """The trainer's optimiser state as ``Trainer.save_states`` writes it, with every array on the CPU.
+
+    ``save_states`` pickles each state on the device it lives on (with several GPUs, where the
+    kvstore put it), and unpickling needs that device: a run saved on 4 GPUs could not resume on
+    fewer. Loaded with ``Trainer.load_states``, MXNet's updater moves each state to its weight's
+    device at the first update, so these bytes resume on any device count, the CPU included.
+    """
+    if not trainer._kv_initialized:
+        trainer._init_kvstore()
+    if trainer._params_to_init:
+        trainer._init_params()
+    updater = trainer._kvstore._updater if trainer._update_on_kvstore else trainer._updaters[0]
+    states = {index: _on_cpu(state) for index, state in updater.states.items()}
+    return pickle.dumps((states, updater.optimizer))

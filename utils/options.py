@@ -65,6 +65,9 @@ def build_parser():
     data.add_argument("--num_instances", default=32, type=int,
                       help="images per class in a batch (even when EE is used)")
     data.add_argument("--num_workers", default=10, type=int, help="data loading worker processes")
+    data.add_argument("--prefetch", default=None, type=int,
+                      help="batches each loader prepares ahead (default: 2 x num_workers); each holds "
+                           "batch_size x image_size^2 x 3 bytes of shared memory (/dev/shm)")
     data.add_argument("--skip_bad_images", default=False, type=str2bool,
                       help="decode every image first and leave out (and list) those that cannot be "
                            "decoded, instead of stopping at the first")
@@ -113,7 +116,8 @@ def build_parser():
     optim.add_argument("--seed", default=0, type=int, help="random seed")
     optim.add_argument("--kvstore", default="device", help="MXNet kvstore type")
     optim.add_argument("--gpu_idx", default=None,
-                       help="nothing: GPU 0 if visible else CPU; -1: CPU; 0,1: data parallel on GPUs")
+                       help="nothing: GPU 0 if visible else CPU; -1: CPU; 0,1: data parallel on GPUs; "
+                            "cpu:N: the same data-parallel path on N CPU contexts (tests, debugging)")
 
     evaluation = parser.add_argument_group("evaluation and logging")
     evaluation.add_argument("--eval_epoch_term", default=50, type=int, help="evaluate every N epochs")
@@ -181,6 +185,8 @@ def validate_args(args):
         raise ValueError("--keep_checkpoints must be at least 1, got %d" % args.keep_checkpoints)
     if args.num_workers < 0:
         raise ValueError("--num_workers must be 0 or more, got %d" % args.num_workers)
+    if args.prefetch is not None and args.prefetch < 1:
+        raise ValueError("--prefetch must be 1 or more (or left out), got %d" % args.prefetch)
     if args.n_inner_pts < 0:
         raise ValueError("--n_inner_pts must be 0 (no EE) or more, got %d" % args.n_inner_pts)
     if args.batch_size % args.num_instances:

@@ -51,7 +51,7 @@ RUN_MARKERS = (ARGS, RESULTS, TRAIN_LOG, SUMMARY_CSV, TENSORBOARD, MODEL_LAST, M
 # Flags that change only how long a run goes or how it is observed: a resume may change them.
 RESUME_MAY_CHANGE = ("epochs", "eval_epoch_term", "eval_at_start", "num_workers", "progress",
                      "summary_step", "keep_checkpoints", "export", "grid_queries", "projector_every",
-                     "projector_points", "knn", "nan_policy")
+                     "projector_points", "knn", "nan_policy", "gpu_idx", "prefetch")
 # Flags that say which folder and how to start, not what is trained.
 RUN_FLAGS = ("save_dir", "resume", "overwrite")
 

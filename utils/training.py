@@ -25,9 +25,9 @@ from data.transforms import ImageDecodeError
 from model import materialize
 
 from . import checkpoint, faults, run_folder, storage
-from .engine import evaluate, train_step
+from .engine import evaluate, share_untrained_parameters, train_step
 from .interrupts import RunInterrupted
-from .optimizer import broadcast_initial_parameters
+from .optimizer import broadcast_initial_parameters, device_free_states
 from .options import metric_keys
 from .visualize import log_projector, log_retrieval_grid, pick_fixed_queries
 
@@ -178,8 +178,11 @@ class TrainingLoop:
         state, epoch = self.state, self.state["epoch"]
         self.summary.flush()
         self._sizes_before_eval = run_folder.append_only_sizes(self.save_dir)
+        # One device, holding what the saved parameters hold (BatchNorm statistics averaged over
+        # the devices), so the metrics are what evaluate.py measures on model_last.params.
+        share_untrained_parameters(self.net)
         values, embeddings = evaluate(
-            self.net, self.test_loader, self.info["test_labels"], self.ctx, self.args.recallk,
+            self.net, self.test_loader, self.info["test_labels"], self.ctx[:1], self.args.recallk,
             progress=self.args.progress, return_embeddings=True, metrics=self.args.eval_metrics,
             knn=self.args.knn, after_batch=lambda index: self._between_eval_batches(epoch))
         with self.interrupts.deferred():
@@ -243,7 +246,7 @@ class TrainingLoop:
             source = run_folder.path(self.save_dir, run_folder.MODEL_LAST) if params else None
             path = checkpoint.save_checkpoint(
                 self.save_dir, params or storage.serialize(self.net.save_parameters),
-                storage.serialize(self.trainer.save_states), self.state,
+                device_free_states(self.trainer), self.state,
                 keep=self.args.keep_checkpoints, params_source=source)
             logger.info("checkpoint %s", os.path.basename(path))
         return path
