@@ -8,9 +8,10 @@ network, loss and trainer, and only then write into the run folder and train.
 """
 import sys
 
-from utils.environment import check_numpy_version
+from utils.environment import check_mxnet_loads, check_numpy_version
 
 check_numpy_version()
+check_mxnet_loads()
 
 import json  # noqa: E402
 import logging  # noqa: E402

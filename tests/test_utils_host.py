@@ -60,3 +60,28 @@ def test_main_refuses_a_prefetch_that_dev_shm_cannot_hold(tmp_path):
     assert proc.returncode == 2 and len(lines) == 1, proc.stderr[-2000:]
     assert "shared memory" in lines[0] and "/dev/shm" in lines[0] and "--prefetch" in lines[0], lines[0]
     assert not os.path.exists(save_dir), "nothing is written before the inputs are checked"
+
+
+def test_a_gpu_wheel_missing_host_libraries_is_one_line(tmp_path):
+    # Stands in for mxnet-cu112 on a host without CUDA: the import dies with the loader's OSError.
+    fake = tmp_path / "fake" / "mxnet"
+    fake.mkdir(parents=True)
+    (fake / "__init__.py").write_text(
+        'raise OSError("libcudart.so.11.0: cannot open shared object file: No such file or directory")\n')
+    env = dict(os.environ, PYTHONPATH=str(tmp_path / "fake"))
+    proc = subprocess.run([sys.executable, "main.py", "--gpu_idx=0"], cwd=ROOT, env=env,
+                          capture_output=True, text=True, timeout=120)
+    lines = [line for line in proc.stderr.splitlines() if line.strip()]
+    assert proc.returncode == 2 and len(lines) == 1, proc.stderr
+    for part in ("libcudart.so.11.0", "cuDNN 8", "NCCL 2", "requirements-cpu.txt"):
+        assert part in lines[0], "%s is named: %s" % (part, lines[0])
+
+
+def test_preflight_on_this_cpu_machine():
+    proc = subprocess.run([sys.executable, "-m", "tools.preflight", "--num_workers", "2"], cwd=ROOT,
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 1, "no GPU here: training on GPUs cannot start (%s)" % proc.stdout
+    lines = proc.stdout.splitlines()
+    assert lines[0].startswith("mxnet 1.9.1: CUDA no"), lines
+    assert any(line.startswith("no GPU: the installed MXNet is a CPU build") for line in lines), lines
+    assert any(line.startswith("shared memory: the loaders need about") for line in lines), lines

@@ -17,3 +17,23 @@ def check_numpy_version():
             "removed in 1.24); run: pip install numpy==1.23.5\n" % numpy.__version__
         )
         raise SystemExit(2)
+
+
+# What libmxnet.so of mxnet-cu112 loads from the host (read from the wheel's dynamic section).
+GPU_HOST_LIBRARIES = ("the CUDA 11 runtime, cuBLAS, cuFFT, cuSOLVER, cuRAND, NVRTC, NVTX, cuDNN 8 and NCCL 2")
+
+
+def check_mxnet_loads():
+    """Exit with one line if ``import mxnet`` fails for want of a shared library.
+
+    The GPU wheel links to the host's CUDA libraries; without one of them the import dies with an
+    ``OSError`` naming the file and nothing else.
+    """
+    try:
+        import mxnet  # noqa: F401
+    except OSError as error:
+        sys.stderr.write(
+            "error: MXNet cannot be loaded: %s; the GPU build (mxnet-cu112) needs %s on the host "
+            "(README, Install on a GPU machine), or install the CPU build: pip install -r "
+            "requirements-cpu.txt\n" % (str(error).strip().splitlines()[-1], GPU_HOST_LIBRARIES))
+        raise SystemExit(2)
