@@ -85,3 +85,15 @@ def test_preflight_on_this_cpu_machine():
     assert lines[0].startswith("mxnet 1.9.1: CUDA no"), lines
     assert any(line.startswith("no GPU: the installed MXNet is a CPU build") for line in lines), lines
     assert any(line.startswith("shared memory: the loaders need about") for line in lines), lines
+
+
+def test_a_too_new_numpy_names_the_project_environment_first(tmp_path):
+    fake = tmp_path / "fake" / "numpy"
+    fake.mkdir(parents=True)
+    (fake / "__init__.py").write_text('__version__ = "2.1.3"\n')
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(tmp_path / "fake"), ROOT]))
+    proc = subprocess.run([sys.executable, "-c", "from utils.environment import check_numpy_version; "
+                           "check_numpy_version()"], env=env, capture_output=True, text=True, timeout=60)
+    lines = [line for line in proc.stderr.splitlines() if line.strip()]
+    assert proc.returncode == 2 and len(lines) == 1, proc.stderr
+    assert "numpy 2.1.3" in lines[0] and lines[0].index(".venv/bin/python") < lines[0].index("pip install"), lines[0]

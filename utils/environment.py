@@ -13,8 +13,10 @@ def check_numpy_version():
     major, minor = (int(part) for part in numpy.__version__.split(".")[:2])
     if (major, minor) >= (1, 24):
         sys.stderr.write(
-            "error: numpy %s is installed, but MXNet 1.9.1 needs numpy < 1.24 (it uses np.bool, "
-            "removed in 1.24); run: pip install numpy==1.23.5\n" % numpy.__version__
+            "error: numpy %s is installed in %s, but MXNet 1.9.1 needs numpy < 1.24 (it uses np.bool, "
+            "removed in 1.24); use the project's environment: make venv, then .venv/bin/python (or "
+            "source .venv/bin/activate); or, in an environment of your own, pip install numpy==1.23.5\n"
+            % (numpy.__version__, sys.prefix)
         )
         raise SystemExit(2)
 
