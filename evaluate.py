@@ -33,7 +33,7 @@ import data  # noqa: E402
 from utils import run_folder  # noqa: E402
 from utils.errors import one_line  # noqa: E402
 from utils.devices import resolve_contexts  # noqa: E402
-from utils.engine import embed_dataset  # noqa: E402
+from utils.engine import embed_dataset, warn_non_finite  # noqa: E402
 from utils.metrics import FAISS_MISSING, evaluate_embeddings, l2_normalize  # noqa: E402
 from utils.options import EVAL_METRICS, int_list, str2bool  # noqa: E402
 
@@ -188,19 +188,8 @@ def _load_array(path, flag):
         raise ValueError("cannot read %s %s as a .npy array: %s" % (flag, path, error)) from None
 
 
-def zero_non_finite(embeddings, source):
-    """Rows with NaN or inf become zero vectors, with a warning (as evaluation in training does)."""
-    bad_rows = ~np.isfinite(embeddings).all(axis=1)
-    if bad_rows.any():
-        logger.warning("%d of %d embeddings of %s are not finite; they are scored as zero vectors",
-                       int(bad_rows.sum()), len(bad_rows), source)
-        embeddings = np.where(bad_rows[:, None], 0.0, embeddings).astype(np.float32)
-    return embeddings
-
-
 def load_stored(embeddings_path, labels_path):
-    """``(embeddings float32 (N, D), labels (N,))`` from two .npy files, shapes checked;
-    non-finite rows become zero vectors."""
+    """``(embeddings float32 (N, D), labels (N,))`` from two .npy files, shapes checked."""
     embeddings = _load_array(embeddings_path, "--embeddings")
     labels = _load_array(labels_path, "--labels")
     if embeddings.ndim != 2 or embeddings.dtype.kind not in "fiu":
@@ -214,7 +203,7 @@ def load_stored(embeddings_path, labels_path):
         raise ValueError("--embeddings %s has %d rows but --labels %s has %d labels; they must "
                          "describe the same images in the same order"
                          % (embeddings_path, embeddings.shape[0], labels_path, labels.shape[0]))
-    return zero_non_finite(embeddings.astype(np.float32, copy=False), embeddings_path), labels
+    return embeddings.astype(np.float32, copy=False), labels
 
 
 def check_params_file(path):
@@ -251,7 +240,6 @@ def embed_test_split(args, saved):
                          % (embeddings.shape[0], info["num_test_images"]))
     description = {"data_name": info["dataset"].name, "data_dir": os.path.abspath(info["data_dir"]),
                    "image_size": image_size}
-    embeddings = zero_non_finite(embeddings, args.checkpoint)
     return l2_normalize(embeddings), info["test_labels"], info["test_paths"], info["dataset"], description
 
 
@@ -326,18 +314,22 @@ def run(args):
     data.eval_k_cap(ks, embeddings.shape[0])
     num_classes = int(len(np.unique(labels)))
     ks_used = ks if "recall" in args.eval_metrics else []
+    non_finite = warn_non_finite(embeddings, "embeddings of %s" % (args.checkpoint or args.embeddings))
     values = evaluate_embeddings(embeddings, labels, ks, metrics=args.eval_metrics, knn=args.knn,
                                  cluster_backend=args.cluster_backend)
     if args.save_embeddings is not None:
         labels_path = save_test_embeddings(args.save_embeddings, embeddings, labels, paths)
         logger.info("labels in %s", labels_path)
-    report = dict(source, metrics=values, num_images=int(embeddings.shape[0]), num_classes=num_classes,
+    report = dict(source, metrics=values, num_images=int(embeddings.shape[0]), non_finite=non_finite,
+                  num_classes=num_classes,
                   embed_dim=int(embeddings.shape[1]), recallk=ks_used, eval_metrics=list(args.eval_metrics),
                   knn=args.knn, seconds=round(time.time() - started, 2))
     write_report(out, report)
     title = source.get("data_name") or os.path.basename(args.embeddings)
     print("%s: %d images of %d classes, embeddings of dimension %d"
           % (title, embeddings.shape[0], num_classes, embeddings.shape[1]))
+    if non_finite:
+        print("%d embeddings are not finite: left out of the gallery, misses as queries" % non_finite)
     for line in format_metrics(values):
         print(line)
     print("metrics written to %s" % out)

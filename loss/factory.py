@@ -56,6 +56,10 @@ def add_loss_arguments(parser):
     """
     group = parser.add_argument_group("loss options") if isinstance(parser, argparse.ArgumentParser) else parser
     add = group.add_argument
+    add("--hphn_distinct_points", default=False, type=_str2bool,
+        help="hphn_triplet: mine the hardest negatives over the distinct EE points, each extreme "
+             "picked once, so the gradient is the loss's derivative; False: the release's form, whose "
+             "twin synthetic points tie and both take the gradient (docs/losses.md)")
     add("--triplet_margin", default=0.2, type=float,
         help="margin of triplet and symm_triplet (FaceNet: 0.2)")
     add("--triplet_squared", default=True, type=_str2bool,
@@ -160,7 +164,8 @@ def loss_kwargs_from_args(name, args):
                 symm_norm_ratio=args.symm_norm_ratio, symm_norm=args.symm_norm)
     triplet = dict(margin=args.triplet_margin, squared=args.triplet_squared)
     table = {
-        "hphn_triplet": lambda: dict(margin=args.margin, soft_margin=args.soft_margin, l2_norm=args.ee_l2norm, **ee),
+        "hphn_triplet": lambda: dict(margin=args.margin, soft_margin=args.soft_margin, l2_norm=args.ee_l2norm,
+                                     distinct_points=args.hphn_distinct_points, **ee),
         "triplet": lambda: dict(l2_norm=args.ee_l2norm, **triplet, **ee),
         "lifted": lambda: dict(margin=args.lifted_margin, l2_norm=args.ee_l2norm, **ee),
         "npair": lambda: dict(reg=args.npair_reg, l2_norm=args.ee_l2norm if args.n_inner_pts else False, **ee),

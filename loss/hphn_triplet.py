@@ -1,7 +1,9 @@
 """Hardest-positive hardest-negative (HPHN) triplet loss, with optional Embedding Expansion."""
 from mxnet.gluon import HybridBlock
 
+from ._candidates import originals_block
 from ._checks import check_bool, check_real
+from ._ops import distinct_synthetic_points, pick_max, pick_min
 from .distance import pairwise_euclidean, same_label_mask
 from .embedding_expansion import EmbeddingExpansion
 
@@ -27,16 +29,44 @@ class HPHNTripletLoss(HybridBlock):
 
     So the hardest positive is searched among the originals only, and the hardest negative among
     originals and synthetic points, for the original anchor and for each of its synthetic points.
-    The computation mirrors the original MXNet release operator by operator, so values and
-    gradients agree with it, including these consequences:
+
+    Two forms compute this same value and differ in the gradient (``distinct_points``):
+
+    - **The release's form** (``distinct_points=False``, the default). The computation mirrors the
+      original MXNet release operator by operator (the N x N matrix over every row of E, ``max``
+      and ``min`` reductions), so values and gradients agree with it, including its ties.
+      EE makes every synthetic point twice: S_k[2j + 1] = (k X[2j] + (n + 1 - k) X[2j + 1]) / (n + 1)
+      is S_{n+1-k}[2j], the same inputs in the same arithmetic, so the two rows of E are equal bit
+      for bit. When an anchor's hardest negative is a synthetic point, its twin column ties with it,
+      and MXNet's ``min`` backward sends the full gradient to every tied entry: that negative is
+      pushed twice as hard, and the gradient is not the derivative of the loss (float64, three
+      seeded batches of 8 classes x 4, D = 16, n = 2: 1.2 to 2.2 away from central finite
+      differences, 49 to 83 % of the largest entry). Whether the twin distances tie *exactly*
+      depends on the matrix product: two equal columns at different positions of a GEMM can be
+      summed in different orders (blocking, vector tails), so a twin can come out 1 ulp farther
+      and then gets no gradient. At 32 x 16, n = 2, 28 of the 30 rows whose hardest negative was
+      synthetic tied with the twin in float32 and all 30 in float64 (128 x 512: 161 of 162 and
+      160 of 160), and the float32 gradient of one such batch differed from the float64 one by
+      20 %: the doubling is decided by round-off, as it is in the original.
+    - **Over the distinct points** (``distinct_points=True``). The columns are the B + nB/2 distinct
+      points C = [X; S_1[0::2]; ...; S_n[0::2]] (as the other EE losses use them), the rows still
+      every row of E (each original's anchor and its n synthetic points); d(E_r, C_c) is the same
+      distance, and d_neg(r) = min over c of C with y_c != y_r (the row maximum of d(E_r, C) when
+      there is none). Every maximum and minimum is selected with argmax/argmin and ``pick``, so
+      the gradient reaches exactly one entry even at a tie; no tie is structural any more, and the
+      gradient is the derivative of the value (it matches finite differences in float64). The
+      value equals the release's (twins are the same points) up to float round-off; the distance
+      matrix is (n + 1) B x (1 + n / 2) B instead of (n + 1)^2 B^2.
+
+    Other consequences of the release's form, kept in both (they are values, not ties):
 
     - Distance to self is sqrt(1e-12) = 1e-6 and, being clipped, passes no gradient.
-    - Ties in max/min pass the full gradient to every tied entry (MXNet's reduce backward).
-    - A row with no negative at all (a batch of one class) gets d_neg(r) = its row maximum; every
-      entry of that row ties, so the row maximum receives (n + 1) B times the gradient. For n = 0
-      the loss value is then exactly ``margin`` while its gradient is (1 - B) times the gradient of
-      the row maximum, not 0. The sampler never produces such batches (it puts several classes in
-      each), so this matters only for misuse; it is kept to match the original.
+    - A row with no negative at all (a batch of one class) gets d_neg(r) = its row maximum. In the
+      release's form every entry of that row ties, so the row maximum receives (n + 1) B times the
+      gradient: for n = 0 the loss value is then exactly ``margin`` while its gradient is (1 - B)
+      times the gradient of the row maximum, not 0. Over distinct points the row maximum is taken
+      once, and for n = 0 the gradient is 0, the derivative of the constant. The sampler never
+      produces such batches (it puts several classes in each), so this matters only for misuse.
 
     The block reads no shape (sizes come from reshape codes and ``n_inner_pts``), so it hybridizes,
     also with ``static_alloc=True, static_shape=True``, and one hybridized block serves any batch
@@ -56,6 +86,9 @@ class HPHNTripletLoss(HybridBlock):
         Synthetic points per positive pair; 0 disables Embedding Expansion.
     l2_norm : bool, default True
         L2-normalise the synthetic points.
+    distinct_points : bool, default False
+        Compute the hardest negatives over the distinct points, so that the gradient is the
+        derivative of the loss (see above); False is the release's form.
 
     Inputs:
         - **embeddings**: (B, D) embeddings, B even, normally L2-normalised, float32 or float64.
@@ -71,11 +104,13 @@ class HPHNTripletLoss(HybridBlock):
     """
 
     def __init__(
-        self, margin=0.2, soft_margin=False, num_instances=2, n_inner_pts=0, l2_norm=True, **kwargs
+        self, margin=0.2, soft_margin=False, num_instances=2, n_inner_pts=0, l2_norm=True,
+        distinct_points=False, **kwargs
     ):
         super().__init__(**kwargs)
         self.margin = check_real("margin", margin)
         self.soft_margin = check_bool("soft_margin", soft_margin)
+        self.distinct_points = check_bool("distinct_points", distinct_points)
         with self.name_scope():
             self.expansion = EmbeddingExpansion(num_instances, n_inner_pts, l2_norm)
 
@@ -86,6 +121,11 @@ class HPHNTripletLoss(HybridBlock):
     def hybrid_forward(self, F, embeddings, labels):
         n = self.n_inner_pts
         expanded, expanded_labels = self.expansion(embeddings, labels)  # (N, D), N = (n+1) B
+        if self.distinct_points:
+            dist_ap, dist_an = self._hardest_over_distinct_points(
+                F, embeddings, labels, expanded, expanded_labels
+            )
+            return self._hinge(F, dist_ap, dist_an)
 
         dist = pairwise_euclidean(F, expanded, expanded)  # (N, N)
         is_pos = same_label_mask(F, expanded_labels, expanded_labels, like=dist)
@@ -106,14 +146,39 @@ class HPHNTripletLoss(HybridBlock):
         dist_an_rows = F.min(dist_neg, axis=1)  # (N,)
         # ... then the closest over an original and its synthetic points: rows i, i+B, ..., i+nB.
         dist_an = F.min(F.reshape(dist_an_rows, shape=(n + 1, -1)), axis=0)  # (B,)
+        return self._hinge(F, dist_ap, dist_an)
 
+    def _hinge(self, F, dist_ap, dist_an):
         if self.soft_margin:
             return F.log(1 + F.exp(dist_ap - dist_an))
         return F.relu(dist_ap - dist_an + self.margin)
+
+    def _hardest_over_distinct_points(self, F, embeddings, labels, expanded, expanded_labels):
+        """d_ap and d_an of every original (B,) with the columns restricted to the distinct points,
+        each extreme picked once (the ``distinct_points`` form)."""
+        n = self.n_inner_pts
+        columns, column_labels = embeddings, labels
+        if n:
+            points, point_labels = distinct_synthetic_points(F, expanded, expanded_labels, n)
+            columns = F.concat(embeddings, points, dim=0)  # (M, D), M = B + nB/2
+            column_labels = F.concat(labels, point_labels, dim=0)
+        dist = pairwise_euclidean(F, expanded, columns)  # (N, M)
+        is_pos = same_label_mask(F, expanded_labels, column_labels, like=dist)
+
+        # Hardest positive: originals against originals, the top-left B x B block.
+        anchor_rows = F.slice_like(dist * is_pos, embeddings, axes=(0,))  # (B, M)
+        dist_ap = pick_max(F, originals_block(F, anchor_rows, labels), axis=1)  # (B,)
+
+        # Hardest negative of every row of E; same-label entries replaced by the row maximum.
+        row_max = F.reshape(pick_max(F, dist, axis=1), shape=(-1, 1))  # (N, 1)
+        dist_neg = dist * (1 - is_pos) + F.broadcast_mul(row_max, is_pos)
+        dist_an_rows = pick_min(F, dist_neg, axis=1)  # (N,)
+        dist_an = pick_min(F, F.reshape(dist_an_rows, shape=(n + 1, -1)), axis=0)  # (B,)
+        return dist_ap, dist_an
 
     def __repr__(self):
         return (
             f"{self.__class__.__name__}(margin={self.margin}, soft_margin={self.soft_margin}, "
             f"num_instances={self.expansion.num_instances}, n_inner_pts={self.n_inner_pts}, "
-            f"l2_norm={self.expansion.l2_norm})"
+            f"l2_norm={self.expansion.l2_norm}, distinct_points={self.distinct_points})"
         )

@@ -40,7 +40,9 @@ def initialize_network(net, ctx, pretrained="imagenet"):
     ----------
     pretrained : str
         ``imagenet`` (GluonCV model store, downloaded to ``$MXNET_HOME/models`` when online),
-        a path to a ``.params`` file of the zoo network, or ``none`` (random initialisation).
+        a path to a ``.params`` file (of the zoo network however it was saved, or written by
+        main.py for the same backbone; see ``model.weights.file_names_of``), or ``none`` (random
+        initialisation).
     """
     ctx = ctx if isinstance(ctx, (list, tuple)) else [ctx]
     spec = str(pretrained).strip()

@@ -65,6 +65,9 @@ class ZooBackbone(mx.gluon.HybridBlock):
         self.layer_paths = BACKBONE_LAYERS[name]
         # pretrained=False: the constructor must never touch the network.
         zoo_net = model_zoo.get_model(name, pretrained=False)
+        # The zoo network's name prefix ("googlenet0_") and its alias ("googlenet"): parameter
+        # files written by ``collect_params().save`` name the parameters by them.
+        self.zoo_prefix, self.zoo_alias = zoo_net.prefix, zoo_net._alias()
         with self.name_scope():
             self.features = mx.gluon.nn.HybridSequential(prefix="")
             for path in self.layer_paths:

@@ -6,6 +6,7 @@ import contextlib
 import io
 import logging
 import os
+import re
 
 import mxnet as mx
 
@@ -49,11 +50,56 @@ def fetch_imagenet_weights(zoo_name):
         ) from None
 
 
-def load_backbone_weights(backbone, params_file, ctx):
-    """Copy the feature-layer weights of a zoo ``.params`` file into ``backbone``.
+# A parameter file written by main.py (``net.save_parameters`` of the whole embedding network)
+# names the backbone's parameters "backbone.<structural name>".
+NETWORK_FILE_PREFIX = "backbone."
 
-    The file's extra parameters (the ImageNet classifier) are ignored; a missing or mis-shaped
-    feature parameter is an error naming that parameter.
+
+def _saved_prefix(alias, names):
+    """The network prefix that every name of a ``collect_params().save`` file starts with
+    ("googlenet3_": the zoo alias and a counter), or "" when the names are relative to it."""
+    match = re.match(r"%s\d+_" % re.escape(alias), names[0]) if names else None
+    if match and all(name.startswith(match.group(0)) for name in names):
+        return match.group(0)
+    return ""
+
+
+def file_names_of(backbone, names):
+    """Map each name a parameter file uses for the backbone's parameters to that Parameter.
+
+    ``names`` are the file's names with any "arg:"/"aux:" removed. The file is read the way it was
+    written:
+
+    - a network file of main.py (some name starts with "backbone."): "backbone." + the backbone's
+      own structural name ("backbone.features.0.0.weight"); the head and input constants are left;
+    - a zoo network's ``save_parameters`` (some name holds a "."): structural names of the zoo
+      network ("conv1.0.weight"), as ``Block.load_parameters`` reads them;
+    - otherwise the older prefixed names of ``collect_params().save``: as ``load_parameters`` does for
+      a file without a ".", a name is the zoo parameter's name without the network prefix
+      ("conv0_weight" for "googlenet0_conv0_weight", what ``save_params`` and
+      ``collect_params().save(f, strip_prefix=net.prefix)`` write); when every name still carries a
+      prefix of the zoo network's alias ("googlenet3_conv0_weight", a plain
+      ``collect_params().save(f)``), that prefix is removed first, whatever its counter.
+    """
+    if any(name.startswith(NETWORK_FILE_PREFIX) for name in names):
+        own = backbone._collect_params_with_prefix()
+        return {NETWORK_FILE_PREFIX + name: param for name, param in own.items()}
+    structured = backbone.zoo_structured_params()
+    if any("." in name for name in names):
+        return structured
+    saved_prefix = _saved_prefix(backbone.zoo_alias, sorted(names))
+    strip = len(backbone.zoo_prefix)
+    return {saved_prefix + param.name[strip:]: param for param in structured.values()}
+
+
+def load_backbone_weights(backbone, params_file, ctx):
+    """Copy the feature-layer weights of a ``.params`` file into ``backbone``.
+
+    The file is a zoo network's (ImageNet weights from the model store, saved with
+    ``save_parameters`` or with ``collect_params().save``) or one written by main.py for the same
+    backbone; see :func:`file_names_of`. The file's extra parameters (the ImageNet classifier, the
+    embedding head) are ignored; a missing or mis-shaped feature parameter is an error naming that
+    parameter.
     """
     if not os.path.isfile(params_file):
         raise ValueError("pretrained weights file %s does not exist; check --pretrained" % params_file)
@@ -66,9 +112,9 @@ def load_backbone_weights(backbone, params_file, ctx):
         ) from None
     if not isinstance(loaded, dict):
         raise ValueError("%s holds no named parameters; it is not a .params file" % params_file)
-    # Files saved with save_parameters use structural names; strip "arg:"/"aux:" of export files.
+    # Export files name parameters "arg:..." / "aux:..." (ParameterDict.load_dict removes them too).
     loaded = {name.split(":", 1)[-1]: value for name, value in loaded.items()}
-    for name, param in sorted(backbone.zoo_structured_params().items()):
+    for name, param in sorted(file_names_of(backbone, list(loaded)).items()):
         if name not in loaded:
             raise ValueError(
                 "pretrained file %s does not match backbone %s: parameter %s is missing"

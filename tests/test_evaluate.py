@@ -130,19 +130,36 @@ def test_stored_embeddings_match_metrics(tmp_path, capsys, caplog):
     assert any("R@100,1000" in w and "equal R@19" in w for w in warnings), "clip warned: %s" % warnings
 
 
-def test_non_finite_rows_score_as_zero_vectors(tmp_path, capsys, caplog):
+def test_non_finite_rows_are_left_out_and_counted(tmp_path, capsys, caplog):
+    # Three classes of two identical unit vectors; row 1 (class 0) is NaN. As a zero vector it was
+    # row 0's nearest neighbour (distance 1 < sqrt 2) and a hit; now it is in no gallery: query 0
+    # has no classmate left (a miss), query 1 is a miss, queries 2-5 hit at rank 1.
     embeddings = np.eye(6, dtype=np.float32)[np.repeat(np.arange(3), 2)]
     embeddings[1] = np.nan
     np.save(str(tmp_path / "e.npy"), embeddings)
     np.save(str(tmp_path / "l.npy"), np.repeat(np.arange(3), 2))
-    code, _, err = _main(capsys, "--embeddings", str(tmp_path / "e.npy"), "--labels", str(tmp_path / "l.npy"),
-                         "--eval_metrics", "recall", "--out", str(tmp_path / "m.json"))
+    code, out, err = _main(capsys, "--embeddings", str(tmp_path / "e.npy"), "--labels", str(tmp_path / "l.npy"),
+                           "--eval_metrics", "recall,map_at_r", "--out", str(tmp_path / "m.json"))
     assert code == 0, "a NaN row is scored, as in training, not refused: %s" % err
-    fixed = embeddings.copy()
-    fixed[1] = 0.0
-    want = evaluate_embeddings(fixed, np.repeat(np.arange(3), 2), (1, 2, 4, 8), metrics=("recall",))
-    assert json.load(open(str(tmp_path / "m.json")))["metrics"] == want, "NaN row = zero vector"
+    report = json.load(open(str(tmp_path / "m.json")))
+    assert report["non_finite"] == 1, "the JSON says how many rows were not finite: %r" % report
+    for k in (1, 2, 4, 8):
+        assert report["metrics"]["R@%d" % k] == pytest.approx(4 / 6), "R@%d: %r" % (k, report["metrics"])
+    # MAP@R over queries with a finite classmate: 2-5 (AP 1) and 1 (a miss, 0); query 0 has R = 0.
+    assert report["metrics"]["MAP@R"] == pytest.approx(4 / 5), "MAP@R: %r" % report["metrics"]
+    assert "1 embeddings are not finite" in out, "printed: %s" % out
     assert any("1 of 6 embeddings" in r.getMessage() for r in caplog.records), "warned"
+
+
+def test_finite_embeddings_report_zero_non_finite(tmp_path, capsys):
+    embeddings = np.eye(6, dtype=np.float32)[np.repeat(np.arange(3), 2)]
+    np.save(str(tmp_path / "e.npy"), embeddings)
+    np.save(str(tmp_path / "l.npy"), np.repeat(np.arange(3), 2))
+    code, out, err = _main(capsys, "--embeddings", str(tmp_path / "e.npy"), "--labels", str(tmp_path / "l.npy"),
+                           "--eval_metrics", "recall", "--out", str(tmp_path / "m.json"))
+    assert code == 0, err
+    assert json.load(open(str(tmp_path / "m.json")))["non_finite"] == 0, "non_finite is always reported"
+    assert "not finite" not in out, "nothing to say when every row is finite: %s" % out
 
 
 def _bad_params(setup, tmp_path):

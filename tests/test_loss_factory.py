@@ -51,6 +51,14 @@ def test_defaults_build_the_original_hphn_loss():
     block = build_loss_from_args(parse())
     assert isinstance(block, HPHNTripletLoss), f"default --loss built {block!r}"
     assert (block.margin, block.n_inner_pts, block.expansion.num_instances) == (1e-5, 2, 32), f"{block!r}"
+    assert block.distinct_points is False, f"the default must be the release's HPHN form: {block!r}"
+
+
+def test_hphn_distinct_points_flag_reaches_the_loss():
+    block = build_loss_from_args(parse("--hphn_distinct_points=True"))
+    assert block.distinct_points is True, f"--hphn_distinct_points=True built {block!r}"
+    with pytest.raises(SystemExit):
+        parse("--hphn_distinct_points=yes")  # str2bool: true/false/1/0 only
 
 
 def test_flags_reach_the_losses():

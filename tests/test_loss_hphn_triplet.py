@@ -8,7 +8,9 @@ the full gradient to every entry equal to the extreme. Embedding Expansion makes
 point twice (S_k[j] and S_{n+1-k}[j XOR 1] are the same point, bit for bit), so when the hardest
 negative is synthetic two columns tie and both get the gradient. `test_tied_hardest_negatives_...`
 checks that behaviour with the selection frozen; the plain finite-difference test uses batches whose
-hardest examples are unique.
+hardest examples are unique. The ``distinct_points`` form mines over the distinct points, each
+extreme picked once: its values are the same reference's and its gradient is the finite difference
+of it, also on the batches where the release's form ties.
 """
 import mxnet as mx
 import numpy as np
@@ -228,13 +230,86 @@ def test_tied_hardest_negatives_all_receive_gradient(n):
     assert not np.allclose(grad, plain, atol=1e-4), "ties should make the gradient differ from the plain derivative"
 
 
+# ----------------------------------------------------------------------------- distinct points
+def distinct_negative_gaps(x, y, n):
+    """Per anchor: the gap between its smallest and its second-smallest *different* negative
+    distance (twins, equal by construction, count once)."""
+    rows, labels = reference_expansion(np.asarray(x, dtype=np.float64), y, n, True)
+    batch, gaps = len(x), []
+    for i in range(batch):
+        values = sorted(
+            reference_distance(rows[i + k * batch], rows[c])
+            for k in range(n + 1) for c in range(len(rows)) if labels[c] != labels[i]
+        )
+        different = [v for v in values if v > values[0] + 1e-12]
+        gaps.append(different[0] - values[0] if different else np.inf)
+    return gaps
+
+
+@pytest.mark.parametrize("n", [0, 1, 2, 4])
+@pytest.mark.parametrize("margin, soft_margin", [(0.2, False), (1e-5, False), (0.2, True)], ids=["m0.2", "m1e-5", "soft"])
+def test_distinct_points_values_match_the_release_formula(n, margin, soft_margin):
+    x, y = sampler_batch(np.random.RandomState(20 + n), num_classes=4, num_instances=4, dim=8)
+    block = HPHNTripletLoss(margin, soft_margin, num_instances=4, n_inner_pts=n, distinct_points=True)
+    for dtype, tol in (("float64", 1e-12), ("float32", 2e-6)):
+        values, _ = mx_loss_and_grad(block, x, y, dtype=dtype)
+        expected, _ = reference_hphn(x, y, margin, soft_margin, n)
+        np.testing.assert_allclose(values, expected, rtol=tol, atol=tol, err_msg=f"n={n}, {dtype}")
+
+
+@pytest.mark.parametrize("n", [1, 2, 4])
+@pytest.mark.parametrize("soft_margin", [False, True])
+def test_distinct_points_gradient_is_the_derivative_where_twins_tie(n, soft_margin):
+    # Batches where some active anchor's hardest negative is synthetic, so the release's form
+    # doubles it (its gradient must differ from the finite difference: the test can fail), with
+    # every other selection unique and away from a kink.
+    def fits(selections):
+        tied = any(slope > 0 and len(neg) > 1 for slope, _, neg, _ in selections)
+        return tied and all(gaps[0] > 1e-4 and gaps[2] > 1e-4 for _, _, _, gaps in selections)
+
+    for seed in range(400):
+        x, y = sampler_batch(np.random.RandomState(seed), 4, 2, 6)
+        if fits(reference_hphn(x, y, 0.2, soft_margin, n)[1]) and min(distinct_negative_gaps(x, y, n)) > 1e-4:
+            break
+    else:
+        raise AssertionError(f"no seeded batch with a tied synthetic hardest negative (n={n})")
+    expected = finite_difference(lambda v: reference_hphn(v, y, 0.2, soft_margin, n)[0].sum(), x)
+    assert np.abs(expected).max() > 1e-3, "reference gradient vanished; the test would prove nothing"
+    _, release = mx_loss_and_grad(HPHNTripletLoss(0.2, soft_margin, 2, n), x, y, dtype="float64")
+    assert np.abs(release - expected).max() > 1e-2, "the release's form should double the tied twin here"
+    _, grad = mx_loss_and_grad(HPHNTripletLoss(0.2, soft_margin, 2, n, distinct_points=True), x, y, dtype="float64")
+    np.testing.assert_allclose(grad, expected, rtol=1e-6, atol=1e-7, err_msg=f"distinct points, n={n}")
+
+
+def test_distinct_points_gradient_on_a_sampler_sized_batch():
+    # 8 classes x 4, n = 2: the size at which the release's form was measured 1.2-2.2 off.
+    x, y = sampler_batch(np.random.RandomState(2), 8, 4, dim=16)
+    expected = finite_difference(lambda v: reference_hphn(v, y, 0.2, False, 2)[0].sum(), x)
+    _, grad = mx_loss_and_grad(HPHNTripletLoss(0.2, False, 4, 2, distinct_points=True), x, y, dtype="float64")
+    np.testing.assert_allclose(grad, expected, rtol=1e-5, atol=1e-7, err_msg="distinct points, 8 x 4, n = 2")
+    _, release = mx_loss_and_grad(HPHNTripletLoss(0.2, False, 4, 2), x, y, dtype="float64")
+    assert np.abs(release - expected).max() > 0.5, "the release's form should be far from the derivative here"
+
+
+def test_distinct_points_one_class_batch_has_the_derivative_of_a_constant():
+    # n = 0, one class: the loss is the margin whatever x is, so its derivative is 0 (the
+    # release's form gives (1 - B) times the row-maximum gradient instead, tested above).
+    x, _ = sampler_batch(np.random.RandomState(8), 1, 8, dim=6)
+    y = np.zeros(8, dtype="int32")
+    values, grad = mx_loss_and_grad(HPHNTripletLoss(0.2, num_instances=8, distinct_points=True), x, y, dtype="float64")
+    np.testing.assert_array_equal(values, 0.2, err_msg="one class, n=0: loss = margin")
+    np.testing.assert_array_equal(grad, 0.0, err_msg="one class, n=0: constant loss, zero gradient")
+
+
 # ----------------------------------------------------------------------------- hybridization
 @pytest.mark.parametrize("flags", HYBRID_FLAGS, ids=lambda f: f"sa{int(f['static_alloc'])}ss{int(f['static_shape'])}")
 @pytest.mark.parametrize("ctx", CONTEXTS, ids=str)
-@pytest.mark.parametrize("n, soft_margin", [(0, False), (2, False), (2, True)])
-def test_hybridized_matches_imperative(flags, ctx, n, soft_margin):
-    imperative = HPHNTripletLoss(0.2, soft_margin, num_instances=4, n_inner_pts=n)
-    hybrid = HPHNTripletLoss(0.2, soft_margin, num_instances=4, n_inner_pts=n)
+@pytest.mark.parametrize(
+    "n, soft_margin, distinct", [(0, False, False), (2, False, False), (2, True, False), (2, False, True)]
+)
+def test_hybridized_matches_imperative(flags, ctx, n, soft_margin, distinct):
+    imperative = HPHNTripletLoss(0.2, soft_margin, num_instances=4, n_inner_pts=n, distinct_points=distinct)
+    hybrid = HPHNTripletLoss(0.2, soft_margin, num_instances=4, n_inner_pts=n, distinct_points=distinct)
     hybrid.hybridize(**flags)
     rng = np.random.RandomState(5)
     for num_classes in (2, 4, 2):  # batch sizes 8, 16, 8 through one hybridized block
@@ -332,6 +407,7 @@ def test_label_dtype_does_not_matter(label_dtype):
         (dict(num_instances=3, n_inner_pts=2), "num_instances"),
         (dict(n_inner_pts=-1), "n_inner_pts"),
         (dict(l2_norm=1), "l2_norm"),
+        (dict(distinct_points="yes"), "distinct_points"),
     ],
 )
 def test_construction_errors(kwargs, fragment):
@@ -343,6 +419,7 @@ def test_construction_errors(kwargs, fragment):
 
 def test_defaults_match_the_original():
     block = HPHNTripletLoss()
-    got = (block.margin, block.soft_margin, block.expansion.num_instances, block.n_inner_pts, block.expansion.l2_norm)
-    assert got == (0.2, False, 2, 0, True), f"defaults {got} differ from the original's (0.2, False, 2, 0, True)"
+    got = (block.margin, block.soft_margin, block.expansion.num_instances, block.n_inner_pts, block.expansion.l2_norm,
+           block.distinct_points)
+    assert got == (0.2, False, 2, 0, True, False), f"defaults {got} differ from the original's (0.2, False, 2, 0, True, False)"
     assert not list(block.collect_params().keys()), "the loss must have no parameters"

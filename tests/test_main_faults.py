@@ -52,7 +52,14 @@ def test_skip_batch_policy_finishes(demo_dir, tmp_path):
     proc = _run(demo_dir, save_dir, "--epochs=2", "--lr=1e30", "--nan_policy=skip_batch")
     assert proc.returncode == 0, "skip_batch must let the run finish: %s" % proc.stderr[-2000:]
     assert "update skipped" in proc.stdout, "skipped updates are reported"
-    assert json.load(open(os.path.join(save_dir, "results.json")))["epoch"] == 2
+    results = json.load(open(os.path.join(save_dir, "results.json")))
+    assert results["epoch"] == 2
+    # lr 1e30 breaks the parameters: the test embeddings are NaN, left out and counted.
+    assert results["initial"]["non_finite"] == 0, "before training every embedding is finite: %r" % results
+    broken = results["last"]["non_finite"]
+    assert broken > 0, "results.json must count the non-finite test embeddings: %r" % results["last"]
+    assert "%d of " % broken in proc.stdout and "are not finite" in proc.stdout, "the log says how many"
+    assert results["last"]["R@1"] <= 1.0 - broken / 24.0, "non-finite queries are misses: %r" % results["last"]
 
 
 def test_undecodable_image_is_named(demo_dir, tmp_path):

@@ -76,6 +76,79 @@ def test_zoo_weights_are_loaded_into_the_backbone(tmp_path):
                 "%s not loaded on %s" % (gname, ctx)
 
 
+def _zoo_with_weights(name, seed):
+    """A zoo network (never downloaded) with random, distinct weights and running statistics."""
+    zoo = model_zoo.get_model(name, pretrained=False)
+    zoo.initialize(mx.init.Normal(0.5))
+    zoo(mx.nd.zeros((1, 3, 224, 224)))  # finish deferred shapes (GoogLeNet's head pools 7 x 7)
+    rng = np.random.default_rng(seed)
+    for param in zoo.collect_params().values():
+        param.set_data(mx.nd.array(rng.normal(size=param.shape) + 1.0, dtype=param.dtype))
+    return zoo
+
+
+# The three ways a zoo network's parameters get written: structural names (save_parameters), names
+# relative to the network prefix (the deprecated save_params, older model-store files), and full
+# names (a plain collect_params().save).
+ZOO_WRITERS = {
+    "save_parameters": lambda zoo, path: zoo.save_parameters(path),
+    "save_params": lambda zoo, path: zoo.collect_params().save(path, strip_prefix=zoo.prefix),
+    "collect_params_save": lambda zoo, path: zoo.collect_params().save(path),
+}
+
+
+@pytest.mark.parametrize("writer", sorted(ZOO_WRITERS))
+@pytest.mark.parametrize("name", ["googlenet", "resnet18_v1"])
+def test_zoo_weights_load_however_they_were_saved(tmp_path, name, writer):
+    zoo = _zoo_with_weights(name, seed=1)
+    path = str(tmp_path / ("%s-%s.params" % (name, writer)))
+    ZOO_WRITERS[writer](zoo, path)
+    keys = list(mx.nd.load(path))
+    assert any("." in k for k in keys) == (writer == "save_parameters"), "writer %s wrote %s" % (writer, keys[:3])
+    model_zoo.get_model(name, pretrained=False)  # one more zoo network: the prefix counters move on
+    net = model.build_network(name, 16)
+    assert net.backbone.zoo_prefix != zoo.prefix, "the test should load into a differently prefixed network"
+    model.initialize_network(net, [mx.cpu(0)], pretrained=path)
+    # Every feature parameter holds the source's value under the same structural name.
+    source = zoo._collect_params_with_prefix()
+    got = net.backbone.zoo_structured_params()
+    assert got, "no backbone parameters"
+    for key, param in got.items():
+        assert np.array_equal(param.data().asnumpy(), source[key].data().asnumpy()), \
+            "%s (%s): %s not loaded" % (name, writer, key)
+    if writer != "collect_params_save":
+        # Gluon's own loader reads these two files: the backbone matches what it loads.
+        reference = model_zoo.get_model(name, pretrained=False)
+        reference.load_parameters(path, ctx=mx.cpu())
+        loaded = reference._collect_params_with_prefix()
+        for key, param in got.items():
+            assert np.array_equal(param.data().asnumpy(), loaded[key].data().asnumpy()), \
+                "%s (%s): %s differs from load_parameters" % (name, writer, key)
+
+
+@pytest.mark.parametrize("name", ["googlenet", "resnet18_v1"])
+def test_a_network_file_of_main_is_a_valid_pretrained(tmp_path, name):
+    # main.py saves the whole embedding network (net.save_parameters): "backbone.features.0.0.weight", ...
+    trained = model.build_network(name, embed_dim=16)
+    model.initialize_network(trained, [mx.cpu()], pretrained="none")
+    model.materialize(trained, [mx.cpu()], 32)
+    path = str(tmp_path / "model_best.params")
+    trained.save_parameters(path)
+    net = model.build_network(name, embed_dim=8)  # another head: only the backbone is taken
+    model.initialize_network(net, [mx.cpu(0), mx.cpu(1)], pretrained=path)
+    want = trained.backbone._collect_params_with_prefix()
+    for key, param in net.backbone._collect_params_with_prefix().items():
+        for ctx in (mx.cpu(0), mx.cpu(1)):
+            assert np.array_equal(param.data(ctx).asnumpy(), want[key].data().asnumpy()), \
+                "%s: backbone %s not loaded on %s" % (name, key, ctx)
+    images = _images(2, 32)
+    features = [n.backbone(n.normalize(images)).asnumpy() for n in (trained, net)]
+    assert np.allclose(features[0], features[1], atol=1e-5), "%s: same backbone, different features" % name
+    other = "resnet18_v1" if name == "googlenet" else "googlenet"
+    with pytest.raises(ValueError, match=r"does not match backbone %s: parameter backbone\.features\." % other):
+        model.initialize_network(model.build_network(other, 8), [mx.cpu()], pretrained=path)
+
+
 def test_mismatched_weights_name_the_parameter(tmp_path):
     zoo = model_zoo.get_model("resnet18_v1", pretrained=False)
     zoo.initialize()

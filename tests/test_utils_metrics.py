@@ -72,3 +72,52 @@ def test_bad_inputs():
         recall_at_k(np.zeros((4, 2)), np.zeros(3), [1])
     with pytest.raises(ValueError, match="positive"):
         recall_at_k(np.zeros((4, 2)), np.zeros(4), [0])
+
+
+# ------------------------------------------------------------------------------ exact ties
+def tied_data(seed, num=240):
+    """Small-integer points: many exact duplicates and equal distances, all exact in float32."""
+    rng = np.random.default_rng(seed)
+    embeddings = rng.integers(-2, 3, size=(num, 2)).astype(np.float32)
+    labels = rng.integers(0, 6, size=num)
+    return embeddings, labels
+
+
+def ranked_by_distance_then_index(embeddings, q):
+    """Other rows sorted by exact squared distance (integers), equal distances by index."""
+    e = embeddings.astype(np.int64)
+    others = [j for j in range(len(e)) if j != q]
+    return sorted(others, key=lambda j: (int(np.sum((e[q] - e[j]) ** 2)), j))
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_ties_go_to_the_smaller_index(seed):
+    embeddings, labels = tied_data(seed)
+    num = len(labels)
+    ks = [1, 2, 4, 8, 16]
+    neighbours = nearest_neighbors(embeddings, 16, block_size=50)
+    hits = {k: 0 for k in ks}
+    tied_queries = 0
+    for q in range(num):
+        ranked = ranked_by_distance_then_index(embeddings, q)
+        assert list(neighbours[q]) == ranked[:16], "query %d: %s, want %s" % (q, neighbours[q], ranked[:16])
+        e = embeddings.astype(np.int64)
+        d16, d17 = (int(np.sum((e[q] - e[ranked[i]]) ** 2)) for i in (15, 16))
+        tied_queries += d16 == d17  # the 16th place cuts a group of equal distances
+        for k in ks:
+            hits[k] += any(labels[j] == labels[q] for j in ranked[:k])
+    assert tied_queries > num // 2, "the data should cut tie groups at rank 16: %d queries" % tied_queries
+    got = recall_at_k(embeddings, labels, ks, block_size=50)
+    for k in ks:
+        assert got[k] == pytest.approx(hits[k] / num), "R@%d with ties: %f, want %f" % (k, got[k], hits[k] / num)
+
+
+def test_a_tie_at_rank_one_goes_to_the_smaller_index():
+    # Query 0 has two neighbours at distance 1: row 1 (another class) and row 2 (its class).
+    # The smaller index wins, so query 0 misses at R@1 and hits at R@2.
+    embeddings = np.array([[0.0], [1.0], [-1.0], [9.0], [9.0]], dtype=np.float32)
+    labels = np.array([0, 1, 0, 2, 2])
+    assert list(nearest_neighbors(embeddings, 2)[0]) == [1, 2], "tie at rank 1 must go to row 1"
+    got = recall_at_k(embeddings, labels, [1, 2])
+    # R@1: queries 3 and 4 hit (each other); 0 misses (row 1), 1 misses, 2 hits (row 0).
+    assert got[1] == pytest.approx(3 / 5) and got[2] == pytest.approx(4 / 5), "ties: %r" % got

@@ -14,28 +14,36 @@ def ranked_others(embeddings, q):
 
 
 def brute_force(embeddings, labels, ks):
-    """Recall@k over all queries; MAP@R and R-precision over queries with R > 0, by loops."""
+    """Recall@k over all queries; MAP@R and R-precision over queries with R > 0, by loops.
+
+    A row with a NaN or inf is in no gallery (R counts the finite rows only) and as a query a
+    miss: it hits at no k, and scores 0 in MAP@R and RP when its R > 0."""
     n = len(labels)
+    broken = [not np.all(np.isfinite(row)) for row in embeddings]
     hits = {k: 0 for k in ks}
     aps, rps = [], []
     for q in range(n):
-        ranked = ranked_others(embeddings, q)
-        rel = [labels[j] == labels[q] for j in ranked]
+        if broken[q]:
+            ranked = [j for j in range(n) if j != q and not broken[j]]  # unranked: nothing retrieved
+            rel = []
+        else:
+            ranked = [j for j in ranked_others(embeddings, q) if not broken[j]]
+            rel = [labels[j] == labels[q] for j in ranked]
         for k in ks:
             hits[k] += any(rel[:k])
-        r = sum(rel)
+        r = sum(labels[j] == labels[q] for j in ranked)
         if r == 0:
             continue
         correct, ap = 0, 0.0
-        for i in range(r):
+        for i in range(len(rel[:r])):
             if rel[i]:
                 correct += 1
                 ap += correct / (i + 1)
         aps.append(ap / r)
         rps.append(sum(rel[:r]) / r)
     out = {"R@%d" % k: hits[k] / n for k in ks}
-    out["MAP@R"] = float(np.mean(aps))
-    out["RP"] = float(np.mean(rps))
+    out["MAP@R"] = float(np.mean(aps)) if aps else float("nan")
+    out["RP"] = float(np.mean(rps)) if rps else float("nan")
     return out
 
 
@@ -166,3 +174,47 @@ def test_faiss_backend_equals_numpy(unit):
             key, got[key], want[key])
     nb = M.knn(x, 10, knn="faiss")
     assert (nb == M.knn(x, 10)).all(), "faiss neighbours differ from the numpy backend"
+
+
+# ------------------------------------------------------------------------- non-finite rows
+@pytest.mark.parametrize("bad", [[1], [0, 5, 6, 40], list(range(0, 90, 3))], ids=["one", "four", "a third"])
+@pytest.mark.parametrize("value", [np.nan, np.inf], ids=["nan", "inf"])
+def test_non_finite_rows_are_misses_and_never_neighbours(bad, value):
+    x, labels = random_data(7, n=90, classes=6)
+    x[bad, 1] = value
+    ks = [1, 2, 4, 8]
+    got = M.retrieval_metrics(x, labels, ks, block_size=16)
+    want = brute_force(x, labels, ks)
+    for key in want:
+        assert got[key] == pytest.approx(want[key]), "%s with %d broken rows: %r vs %r" % (
+            key, len(bad), got[key], want[key])
+    assert M.non_finite_rows(x).sum() == len(bad), "non_finite_rows must count the broken rows"
+    # No broken row is anyone's neighbour (as zero vectors they were: R@1 dropped).
+    finite = ~M.non_finite_rows(x)
+    assert got["R@1"] <= finite.mean(), "broken queries are misses"
+
+
+def test_all_rows_broken_gives_misses():
+    x, labels = random_data(8, n=20, classes=3)
+    x[:] = np.nan
+    got = M.retrieval_metrics(x, labels, [1, 4])
+    assert got["R@1"] == got["R@4"] == 0.0, "every query is a miss: %r" % got
+    assert np.isnan(got["MAP@R"]) and np.isnan(got["RP"]), "no query has a relevant gallery item: %r" % got
+
+
+def test_clustering_puts_broken_rows_in_a_cluster_of_their_own():
+    from sklearn.metrics import normalized_mutual_info_score
+
+    # Four tight, far-apart classes of 10; rows 3 and 27 broken.
+    rng = np.random.default_rng(9)
+    labels = np.repeat(np.arange(4), 10)
+    x = np.eye(8, dtype=np.float32)[labels] + 0.01 * rng.normal(size=(40, 8)).astype(np.float32)
+    x[[3, 27], 0] = np.nan
+    got = M.evaluate_embeddings(x, labels, [1], metrics=("nmi", "f1"), cluster_backend="sklearn")
+    ids = labels.copy()  # perfect clusters for the finite rows, one more for the broken ones
+    ids[[3, 27]] = 4
+    assert got["NMI"] == pytest.approx(normalized_mutual_info_score(labels, ids)), "NMI %r" % got
+    # Pairwise F1: TP = 4 C(10,2) - 9 - 9 + [3 and 27 differ in class: 0]; same-cluster pairs add C(2,2).
+    tp = 4 * 45 - 9 - 9
+    precision, recall = tp / (tp + 1), tp / (4 * 45)
+    assert got["F1"] == pytest.approx(2 * precision * recall / (precision + recall)), "F1 %r" % got

@@ -7,7 +7,7 @@ import numpy as np
 from tqdm import tqdm
 
 from . import faults
-from .metrics import evaluate_embeddings, l2_normalize
+from .metrics import evaluate_embeddings, l2_normalize, non_finite_rows
 from .regularization import l2_regularization, scale_gradients
 
 logger = logging.getLogger(__name__)
@@ -138,21 +138,26 @@ def embed_dataset(net, loader, ctx, progress=True, desc="embedding", after_batch
     return np.concatenate(chunks, axis=0).astype(np.float32, copy=False)
 
 
+def warn_non_finite(embeddings, what):
+    """The number of rows of ``embeddings`` that are not finite, logged as a warning when > 0."""
+    count = int(non_finite_rows(embeddings).sum())
+    if count:
+        logger.warning("%d of %d %s are not finite (NaN or inf); they are left out of the gallery "
+                       "and count as misses as queries", count, len(embeddings), what)
+    return count
+
+
 def evaluate(net, loader, labels, ctx, ks, progress=True, return_embeddings=False,
              metrics=("recall",), knn="numpy", cluster_backend="auto", after_batch=None):
     """Metrics of the test split (query = gallery, self excluded) as a flat dict
     (``{'R@1': ..., 'MAP@R': ..., 'NMI': ...}``, see ``utils.metrics.evaluate_embeddings``), and
-    the unit-norm embeddings too when ``return_embeddings``."""
+    the unit-norm embeddings too when ``return_embeddings`` (rows that are not finite stay so:
+    ``utils.metrics.non_finite_rows`` counts them)."""
     start = time.time()
     embeddings = embed_dataset(net, loader, ctx, progress=progress, desc="evaluating",
                                after_batch=after_batch)
-    bad_rows = ~np.isfinite(embeddings).all(axis=1)
-    if bad_rows.any():
-        # Only reachable with --nan_policy=skip_batch after the parameters broke: score such rows
-        # as zero vectors rather than crash the metrics (k-means refuses NaN).
-        logger.warning("%d of %d test embeddings are not finite; they are scored as zero vectors",
-                       int(bad_rows.sum()), len(bad_rows))
-        embeddings = np.where(bad_rows[:, None], 0.0, embeddings).astype(np.float32)
+    # Only reachable with --nan_policy=skip_batch after the parameters broke.
+    warn_non_finite(embeddings, "test embeddings")
     # Unit vectors for evaluation whatever the network returns (the Symm losses train unnormalised).
     embeddings = l2_normalize(embeddings)
     values = evaluate_embeddings(embeddings, labels, ks, metrics=metrics, knn=knn,

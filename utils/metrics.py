@@ -2,7 +2,12 @@
 
 Query set = gallery set, and a query never retrieves itself: neighbours are searched among the
 other rows only. Distances are Euclidean; on unit vectors this orders neighbours exactly as cosine
-similarity does. Nothing here holds an N × N matrix: queries are processed in blocks.
+similarity does. Nothing here holds an N × N matrix: queries are processed in blocks. One exact
+kNN (:func:`knn`) serves every metric; equal distances go to the smaller index.
+
+A row with a NaN or infinite entry (a network whose parameters broke) is no point: it is left out
+of the gallery, and as a query it retrieves nothing, so it counts as a miss in every retrieval
+metric; k-means clusters the finite rows and puts such rows in one cluster of their own.
 """
 import importlib
 
@@ -17,12 +22,8 @@ def _parse_ks(ks):
 
 
 def nearest_neighbors(embeddings, k, block_size=1024):
-    """Indices of the ``k`` nearest other rows of every row, nearest first.
-
-    Squared Euclidean distances ``|q|² + |g|² − 2 q·g`` are computed for one block of queries at
-    a time (memory O(block_size × N)); the query itself is excluded by setting its own entry to
-    +inf, i.e. by index, not by a sentinel distance that a far point could beat. Ties are broken
-    by the smaller index.
+    """Indices of the ``k`` nearest other rows of every row, nearest first: :func:`knn` (exact,
+    blocked, the query excluded by index, equal distances to the smaller index).
 
     Parameters
     ----------
@@ -36,31 +37,13 @@ def nearest_neighbors(embeddings, k, block_size=1024):
     -------
     ndarray of int64, shape (N, k)
     """
-    embeddings = np.ascontiguousarray(embeddings, dtype=np.float32)
-    num = embeddings.shape[0]
-    if not 1 <= k <= num - 1:
-        raise ValueError("need 1 <= k <= N - 1 neighbours, got k=%d for N=%d" % (k, num))
-    squared_norms = np.einsum("ij,ij->i", embeddings, embeddings)
-    result = np.empty((num, k), dtype=np.int64)
-    for start in range(0, num, block_size):
-        stop = min(start + block_size, num)
-        block = embeddings[start:stop]
-        dist = squared_norms[start:stop, None] + squared_norms[None, :] - 2.0 * (block @ embeddings.T)
-        rows = np.arange(stop - start)
-        dist[rows, rows + start] = np.inf
-        if k < num - 1:
-            candidates = np.argpartition(dist, k, axis=1)[:, :k]
-        else:
-            candidates = np.argsort(dist, axis=1, kind="stable")[:, :k]
-        cand_dist = np.take_along_axis(dist, candidates, axis=1)
-        # Sort by distance, then by index, so that results are deterministic under ties.
-        order = np.lexsort((candidates, cand_dist), axis=1)
-        result[start:stop] = np.take_along_axis(candidates, order, axis=1)
-    return result
+    return knn(embeddings, k, block_size=block_size)
 
 
 def recall_at_k(embeddings, labels, ks=(1, 2, 4, 8), block_size=1024):
     """Recall@K: the fraction of queries with at least one same-label item among their K nearest.
+
+    The ``R@k`` of :func:`retrieval_metrics` (one exact kNN, ties to the smaller index), keyed by k.
 
     Parameters
     ----------
@@ -74,20 +57,8 @@ def recall_at_k(embeddings, labels, ks=(1, 2, 4, 8), block_size=1024):
         ``{k: recall}`` with float values in [0, 1], in the order of ``ks``.
     """
     ks = _parse_ks(ks)
-    labels = np.asarray(labels).reshape(-1)
-    embeddings = np.asarray(embeddings)
-    if embeddings.ndim != 2 or embeddings.shape[0] != labels.shape[0]:
-        raise ValueError(
-            "embeddings must be (N, D) with one label per row, got %s and %d labels"
-            % (embeddings.shape, labels.shape[0])
-        )
-    max_k = min(max(ks), embeddings.shape[0] - 1)
-    neighbors = nearest_neighbors(embeddings, max_k, block_size=block_size)
-    hits = labels[neighbors] == labels[:, None]
-    # first_hit[i] = rank (1-based) of the first correct neighbour, or inf.
-    any_hit = hits.any(axis=1)
-    first_hit = np.where(any_hit, hits.argmax(axis=1) + 1, np.inf)
-    return {k: float(np.mean(first_hit <= k)) for k in ks}
+    values = retrieval_metrics(embeddings, labels, ks, metrics=("recall",), block_size=block_size)
+    return {k: values["R@%d" % k] for k in ks}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -255,12 +226,17 @@ def _label_codes(labels):
 _METRIC_NAMES = ("recall", "map_at_r", "r_precision")
 
 
+def non_finite_rows(embeddings):
+    """Boolean mask (N,) of the rows holding a NaN or an infinity."""
+    return ~np.isfinite(np.asarray(embeddings)).all(axis=1)
+
+
 def retrieval_metrics(embeddings, labels, ks=(1, 2, 4, 8), metrics=_METRIC_NAMES, knn="numpy",
                       block_size=None):
     """Recall@K, MAP@R and R-precision from one exact kNN search.
 
     Query set = gallery set; a query never retrieves itself. For query i, R_i is the number of
-    *other* items with its label. Neighbours are searched once for K = max(max ks, max R_i),
+    *other* gallery items with its label. Neighbours are searched once for K = max(max ks, max R_i),
     capped at N − 1, and the metrics are accumulated block by block (memory O(block × N)).
 
     * ``R@k``: fraction of all N queries with a same-label item among their k nearest (queries
@@ -271,6 +247,10 @@ def retrieval_metrics(embeddings, labels, ks=(1, 2, 4, 8), metrics=_METRIC_NAMES
       For MAP@R and RP, queries with R = 0 are excluded (undefined); if every query has R = 0
       they are NaN.
 
+    Rows that are not finite (:func:`non_finite_rows`) are not in the gallery (R counts finite
+    items only), and as queries they are misses: 0 in every R@k, and 0 in MAP@R and RP when their R
+    is positive. All finite, this is the plain definition above.
+
     Returns a flat dict such as ``{'R@1': …, 'R@2': …, 'MAP@R': …, 'RP': …}`` (floats).
     """
     embeddings, labels = _check(embeddings, labels)
@@ -279,16 +259,40 @@ def retrieval_metrics(embeddings, labels, ks=(1, 2, 4, 8), metrics=_METRIC_NAMES
     if unknown:
         raise ValueError("unknown retrieval metrics %s; choose from %s" % (sorted(unknown), _METRIC_NAMES))
     num = embeddings.shape[0]
-    codes, counts = _label_codes(labels)
-    r_all = counts[codes] - 1  # R_i
+    codes, _ = _label_codes(labels)
+    finite = ~non_finite_rows(embeddings)
+    gallery_codes = codes[finite]
+    # R_i of every query: the finite items of its class, itself excluded when it is one of them.
+    r_all = np.bincount(gallery_codes, minlength=codes.max() + 1)[codes] - finite
     want_recall = "recall" in metrics
     want_r = "map_at_r" in metrics or "r_precision" in metrics
     ks = _parse_ks(ks) if want_recall else []
+
+    hits_at = np.zeros(len(ks), dtype=np.int64)
+    ap_sum = rp_sum = 0.0
+    num_gallery = int(finite.sum())
+    if num_gallery >= 2:  # else no query has a neighbour: every query is a miss
+        hits_at, ap_sum, rp_sum = _retrieval_sums(embeddings[finite], gallery_codes, r_all[finite], ks,
+                                                  want_r, knn, block_size)
+    out = {}
+    for kk, h in zip(ks, hits_at):
+        out["R@%d" % kk] = float(h) / num
+    n_valid = int((r_all > 0).sum())
+    if "map_at_r" in metrics:
+        out["MAP@R"] = ap_sum / n_valid if n_valid else float("nan")
+    if "r_precision" in metrics:
+        out["RP"] = rp_sum / n_valid if n_valid else float("nan")
+    return out
+
+
+def _retrieval_sums(embeddings, codes, r_all, ks, want_r, knn, block_size):
+    """Hits at each k, and the sums of AP@R and R-precision over the queries with R > 0, for
+    ``embeddings`` (at least two rows) as both queries and gallery."""
+    num = embeddings.shape[0]
     need = max(ks) if ks else 1
     if want_r:
-        need = max(need, int(r_all.max()) if num else 1)
+        need = max(need, int(r_all.max()))
     k = max(1, min(need, num - 1))
-
     hits_at = np.zeros(len(ks), dtype=np.int64)
     ap_sum = rp_sum = 0.0
     ranks = np.arange(1, k + 1, dtype=np.float64)
@@ -305,15 +309,7 @@ def retrieval_metrics(embeddings, labels, ks=(1, 2, 4, 8), metrics=_METRIC_NAMES
             rk = r[keep].astype(np.float64)
             ap_sum += float(np.sum((cum / ranks) * rel_r, axis=1).dot(1.0 / rk))
             rp_sum += float((cum[:, -1] / rk).sum())
-    out = {}
-    for kk, h in zip(ks, hits_at):
-        out["R@%d" % kk] = float(h) / num
-    n_valid = int((r_all > 0).sum())
-    if "map_at_r" in metrics:
-        out["MAP@R"] = ap_sum / n_valid if n_valid else float("nan")
-    if "r_precision" in metrics:
-        out["RP"] = rp_sum / n_valid if n_valid else float("nan")
-    return out
+    return hits_at, ap_sum, rp_sum
 
 
 def map_at_r(embeddings, labels, knn="numpy", block_size=None):
@@ -454,6 +450,20 @@ def cluster(embeddings, n_clusters, backend="auto", seed=0, niter=20):
     raise ValueError("cluster backend must be 'auto', 'sklearn' or 'faiss', got %r" % (backend,))
 
 
+def _cluster_finite(x, n_clusters, backend, seed):
+    """Cluster ids of every row: k-means of the finite rows (at most as many clusters as there are
+    such rows), and one further cluster holding every non-finite row."""
+    bad = non_finite_rows(x)
+    if not bad.any():
+        return cluster(x, n_clusters, backend=backend, seed=seed)
+    ids = np.zeros(x.shape[0], dtype=np.int64)  # no finite row at all: one cluster
+    num_finite = int((~bad).sum())
+    if num_finite:
+        ids[~bad] = cluster(x[~bad], min(n_clusters, num_finite), backend=backend, seed=seed)
+        ids[bad] = ids[~bad].max() + 1
+    return ids
+
+
 def l2_normalize(embeddings, eps=1e-12):
     x = np.asarray(embeddings, dtype=np.float32)
     return x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), eps)
@@ -466,7 +476,8 @@ def evaluate_embeddings(embeddings, labels, ks=(1, 2, 4, 8),
 
     Returns a flat dict: ``R@k`` for each k, ``MAP@R``, ``RP``, ``NMI``, ``F1`` (only those
     asked). Clustering (k-means with n_clusters = number of distinct labels) runs only when
-    'nmi' or 'f1' is asked."""
+    'nmi' or 'f1' is asked. Rows that are not finite are misses (see the module docstring); how
+    many there are is :func:`non_finite_rows`'s to say."""
     embeddings, labels = _check(embeddings, labels)
     metrics = tuple(metrics)
     unknown = set(metrics) - set(_METRIC_NAMES) - {"nmi", "f1"}
@@ -478,7 +489,7 @@ def evaluate_embeddings(embeddings, labels, ks=(1, 2, 4, 8),
     if retrieval:
         out.update(retrieval_metrics(x, labels, ks, metrics=retrieval, knn=knn, block_size=block_size))
     if "nmi" in metrics or "f1" in metrics:
-        ids = cluster(x, len(np.unique(labels)), backend=cluster_backend, seed=seed)
+        ids = _cluster_finite(x, len(np.unique(labels)), cluster_backend, seed)
         if "nmi" in metrics:
             out["NMI"] = nmi(ids, labels)
         if "f1" in metrics:

@@ -27,6 +27,7 @@ from model import materialize
 from . import checkpoint, faults, run_folder, storage
 from .engine import evaluate, share_untrained_parameters, train_step
 from .interrupts import RunInterrupted
+from .metrics import non_finite_rows
 from .optimizer import broadcast_initial_parameters, device_free_states
 from .options import metric_keys
 from .visualize import log_projector, log_retrieval_grid, pick_fixed_queries
@@ -51,8 +52,9 @@ def resumed_state(args, meta):
                                        "pending_eval", "pending_row", "results", "run_files")}
 
 
-def _record(values, epoch):
-    return dict(values, epoch=epoch)
+def _record(values, epoch, non_finite):
+    """A results.json entry: the metrics, their epoch, and how many test embeddings were not finite."""
+    return dict(values, epoch=epoch, non_finite=non_finite)
 
 
 class TrainingLoop:
@@ -185,13 +187,14 @@ class TrainingLoop:
             self.net, self.test_loader, self.info["test_labels"], self.ctx[:1], self.args.recallk,
             progress=self.args.progress, return_embeddings=True, metrics=self.args.eval_metrics,
             knn=self.args.knn, after_batch=lambda index: self._between_eval_batches(epoch))
+        non_finite = int(non_finite_rows(embeddings).sum())
         with self.interrupts.deferred():
             self._log_evaluation(epoch, values, embeddings)
             if state["pending_eval"] == "initial":
-                state["results"]["initial"] = _record(values, epoch)
+                state["results"]["initial"] = _record(values, epoch, non_finite)
                 params = None
             else:
-                params = self._record_epoch_results(epoch, values)
+                params = self._record_epoch_results(epoch, values, non_finite)
             state.update(pending_eval=None, pending_row=None)
             self._sizes_before_eval = None
             self._checkpoint(params=params)
@@ -214,16 +217,16 @@ class TrainingLoop:
                           lambda index: test_images[index][0], step, max_points=self.args.projector_points)
         logger.info("epoch %d: %s", epoch, "  ".join("%s %.4f" % item for item in values.items()))
 
-    def _record_epoch_results(self, epoch, values):
+    def _record_epoch_results(self, epoch, values, non_finite):
         """model_last (and model_best when it improved), the csv row and results; returns the
         serialised parameters (the checkpoint shares them)."""
         results, name = self.state["results"], self.best_name
         params = storage.serialize(self.net.save_parameters)
         last_path = run_folder.path(self.save_dir, run_folder.MODEL_LAST)
         storage.write_bytes(last_path, params, storage.RESUME_FIX)
-        results["last"] = _record(values, epoch)
+        results["last"] = _record(values, epoch, non_finite)
         if results["best"] is None or values[name] > results["best"][name]:
-            results["best"] = _record(values, epoch)
+            results["best"] = _record(values, epoch, non_finite)
             self.summary.best(epoch * self.iters_per_epoch, epoch, name, values[name])
             storage.link_or_copy(last_path, run_folder.path(self.save_dir, run_folder.MODEL_BEST),
                                  storage.RESUME_FIX)
