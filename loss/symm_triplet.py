@@ -1,5 +1,4 @@
 """Semi-hard triplet loss whose negatives include the points of Symmetrical Synthesis."""
-from .symmetrical_synthesis import SymmetricalSynthesis, check_symm_args
 from .triplet import TripletSemiHardLoss
 
 
@@ -44,19 +43,19 @@ class SymmTripletLoss(TripletSemiHardLoss):
         - **loss**: (1,) the batch loss.
     """
 
+    loss_name = "symm_triplet"
+    takes_ee = False
+    pair_layout = "symm_pairs"
+    wants_unit_embeddings = False
+    symmetrical = True
+
     def __init__(self, margin=0.2, squared=True, num_instances=2, n_inner_pts=0, symm_ratio=2.0,
                  symm_norm_ratio=1.0, symm_norm=False, **kwargs):
-        self._symm_args = check_symm_args(
-            num_instances, n_inner_pts, symm_ratio, symm_norm_ratio, symm_norm, "symm_triplet"
-        )
+        self._check_symm(num_instances, n_inner_pts, symm_ratio, symm_norm_ratio, symm_norm)
         super().__init__(margin=margin, squared=squared, num_instances=num_instances, **kwargs)
 
-    def _build_synthesis(self, num_instances, n_inner_pts, l2_norm):
-        return SymmetricalSynthesis(*self._symm_args)
-
-    def __repr__(self):
-        return (
-            f"{self.__class__.__name__}(margin={self.margin}, squared={self.squared}, "
-            f"symm_ratio={self.synthesis.symm_ratio}, symm_norm_ratio={self.synthesis.symm_norm_ratio}, "
-            f"symm_norm={self.synthesis.symm_norm})"
-        )
+    @classmethod
+    def options_from_flags(cls, args):
+        return dict(num_instances=args.num_instances, n_inner_pts=args.n_inner_pts, symm_ratio=args.symm_ratio,
+                    symm_norm_ratio=args.symm_norm_ratio, symm_norm=args.symm_norm, margin=args.triplet_margin,
+                    squared=args.triplet_squared)
