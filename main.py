@@ -29,15 +29,13 @@ from utils.devices import resolve_contexts  # noqa: E402
 from utils.engine import NonFiniteLossError  # noqa: E402
 from utils.interrupts import Interrupts, RunInterrupted  # noqa: E402
 from utils.optimizer import build_trainer, setup_kvstore  # noqa: E402
-from utils.options import build_full_parser, validate_args  # noqa: E402
+from utils.options import DEFAULT_RECALLK, build_full_parser, validate_args  # noqa: E402
 from utils.regularization import regularized_params  # noqa: E402
 from utils.schedules import lr_scheduler_from_args  # noqa: E402
 from utils.summary import TrainingSummary  # noqa: E402
 from utils.training import TrainingLoop, fresh_state, resumed_state  # noqa: E402
 
 logger = logging.getLogger("ee_gluon")
-
-DEFAULT_RECALLK = (1, 2, 4, 8)  # the original's --recallk
 
 
 def parse(argv):

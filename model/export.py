@@ -10,6 +10,7 @@ the L2 normalisation are inside the graph, so a user only resizes images to ``S 
 
 ``PREFIX-meta.json`` records what the graph expects and returns (see ``export_network``).
 """
+import glob
 import json
 import logging
 import os
@@ -23,10 +24,23 @@ logger = logging.getLogger(__name__)
 META_FORMAT_VERSION = 1
 
 
+SYMBOL_SUFFIX = "-symbol.json"
+
+
 def exported_files(path_prefix, epoch=0):
     """``(symbol_file, params_file, meta_file)`` of an export under ``path_prefix``."""
-    return ("%s-symbol.json" % path_prefix, "%s-%04d.params" % (path_prefix, epoch),
+    return ("%s%s" % (path_prefix, SYMBOL_SUFFIX), "%s-%04d.params" % (path_prefix, epoch),
             "%s-meta.json" % path_prefix)
+
+
+def export_prefix(symbol_file):
+    """``PREFIX`` of ``PREFIX-symbol.json``, or None when ``symbol_file`` is no exported graph."""
+    return symbol_file[: -len(SYMBOL_SUFFIX)] if symbol_file.endswith(SYMBOL_SUFFIX) else None
+
+
+def exported_params_files(path_prefix):
+    """Every ``PREFIX-NNNN.params`` beside an export, sorted."""
+    return sorted(glob.glob(glob.escape(path_prefix) + "-[0-9][0-9][0-9][0-9].params"))
 
 
 def _first_context(net):

@@ -94,6 +94,28 @@ def train_step(net, loss_fn, trainer, images, labels, ctx, learning_rate, step_o
     return value
 
 
+def embed_batch(net, images, ctx):
+    """The network's outputs for one batch split over ``ctx`` (unevenly when needed), as a
+    float32 NumPy array; a batch smaller than the number of devices goes to the first ones."""
+    devices = ctx[: min(len(ctx), images.shape[0])]
+    parts = mx.gluon.utils.split_and_load(images, devices, even_split=False)
+    outputs = [net(part) for part in parts]
+    return np.concatenate([output.asnumpy() for output in outputs], axis=0).astype(np.float32, copy=False)
+
+
+def zero_non_finite(embeddings, source):
+    """Rows with NaN or inf become zero vectors, with a warning naming ``source``.
+
+    Only reachable after the parameters broke (``--nan_policy=skip_batch``): such rows are scored
+    as zero vectors rather than crash the metrics (k-means refuses NaN)."""
+    bad_rows = ~np.isfinite(embeddings).all(axis=1)
+    if bad_rows.any():
+        logger.warning("%d of %d embeddings of %s are not finite; they are scored as zero vectors",
+                       int(bad_rows.sum()), len(bad_rows), source)
+        embeddings = np.where(bad_rows[:, None], 0.0, embeddings).astype(np.float32)
+    return embeddings
+
+
 def embed_dataset(net, loader, ctx, progress=True, desc="embedding", after_batch=None):
     """Embeddings of every image of ``loader`` (in order), as a float32 (N, D) NumPy array.
 
@@ -103,11 +125,7 @@ def embed_dataset(net, loader, ctx, progress=True, desc="embedding", after_batch
     chunks = []
     batches = tqdm(loader, disable=not progress, desc=desc, leave=False, unit="batch", dynamic_ncols=True)
     for index, (images, _) in enumerate(batches):
-        # A last batch smaller than the number of devices goes to the first devices only.
-        devices = ctx[: min(len(ctx), images.shape[0])]
-        parts = mx.gluon.utils.split_and_load(images, devices, even_split=False)
-        outputs = [net(part) for part in parts]
-        chunks.extend(output.asnumpy() for output in outputs)
+        chunks.append(embed_batch(net, images, ctx))
         if after_batch is not None:
             after_batch(index)
     return np.concatenate(chunks, axis=0).astype(np.float32, copy=False)
@@ -121,13 +139,7 @@ def evaluate(net, loader, labels, ctx, ks, progress=True, return_embeddings=Fals
     start = time.time()
     embeddings = embed_dataset(net, loader, ctx, progress=progress, desc="evaluating",
                                after_batch=after_batch)
-    bad_rows = ~np.isfinite(embeddings).all(axis=1)
-    if bad_rows.any():
-        # Only reachable with --nan_policy=skip_batch after the parameters broke: score such rows
-        # as zero vectors rather than crash the metrics (k-means refuses NaN).
-        logger.warning("%d of %d test embeddings are not finite; they are scored as zero vectors",
-                       int(bad_rows.sum()), len(bad_rows))
-        embeddings = np.where(bad_rows[:, None], 0.0, embeddings).astype(np.float32)
+    embeddings = zero_non_finite(embeddings, "the test split")
     # Unit vectors for evaluation whatever the network returns (the Symm losses train unnormalised).
     embeddings = l2_normalize(embeddings)
     values = evaluate_embeddings(embeddings, labels, ks, metrics=metrics, knn=knn,

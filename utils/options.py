@@ -43,18 +43,25 @@ COMPAT_FLAG_HELP = {
 }
 LR_SCHEDULES = ("multifactor", "step")
 
+DEFAULT_RECALLK = (1, 2, 4, 8)  # the original's --recallk, when no dataset says otherwise
 EVAL_METRICS = ("recall", "map_at_r", "r_precision", "nmi", "f1")
 # Names of the values each metric adds to results.json and TensorBoard (R@k for each k).
 METRIC_KEYS = {"map_at_r": "MAP@R", "r_precision": "RP", "nmi": "NMI", "f1": "F1"}
 
 
-def metric_list(value):
-    """'recall,nmi' → ['recall', 'nmi'], checked against EVAL_METRICS."""
+def any_metric_list(value):
+    """'recall,nmi' → ['recall', 'nmi'], checked against EVAL_METRICS (any subset, no repeats)."""
     items = [part.strip().lower() for part in str(value).split(",") if part.strip()]
     unknown = [item for item in items if item not in EVAL_METRICS]
     if unknown or not items:
         raise argparse.ArgumentTypeError(
             "unknown metric %r; choose from %s" % (unknown[0] if unknown else value, ",".join(EVAL_METRICS)))
+    return list(dict.fromkeys(items))
+
+
+def metric_list(value):
+    """'recall,nmi' → ['recall', 'nmi'], checked against EVAL_METRICS; recall must be among them."""
+    items = any_metric_list(value)
     if "recall" not in items:
         raise argparse.ArgumentTypeError("recall must be among the metrics: R@K picks the best epoch")
     return items

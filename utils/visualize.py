@@ -15,6 +15,8 @@ import math
 import cv2
 import numpy as np
 
+from .metrics import knn_of_queries, l2_normalize
+
 logger = logging.getLogger(__name__)
 
 GREEN = (0, 255, 0)
@@ -150,9 +152,8 @@ def retrieval_grid(query_images, retrieved_images, correct, thumb=64, border=3, 
 def query_neighbors(embeddings, query_indices, k):
     """Indices and distances of the ``k`` nearest other rows of the rows ``query_indices``.
 
-    The semantics of ``utils.metrics.nearest_neighbors`` (query excluded by index, ties to the
-    smaller index) for a few queries only: that function ranks every row (O(N^2)), while a grid
-    needs a handful, O(Q N).
+    ``utils.metrics.knn_of_queries`` (query excluded by index, ties to the smaller index) for a
+    few rows of the set itself: a grid needs a handful, O(Q N), not every row ranked.
 
     Returns
     -------
@@ -166,21 +167,18 @@ def query_neighbors(embeddings, query_indices, k):
         raise ValueError("need 1 <= k <= N - 1 neighbours, got k=%d for N=%d" % (k, num))
     if query_indices.size and (query_indices.min() < 0 or query_indices.max() >= num):
         raise ValueError("query indices must lie in [0, %d), got %s" % (num, query_indices.tolist()))
-    queries = embeddings[query_indices]
-    squared = np.einsum("ij,ij->i", embeddings, embeddings)
-    dist = squared[query_indices, None] + squared[None, :] - 2.0 * (queries @ embeddings.T)
-    dist[np.arange(len(query_indices)), query_indices] = np.inf
-    order = np.lexsort((np.broadcast_to(np.arange(num), dist.shape), dist), axis=1)[:, :k]
-    distances = np.sqrt(np.maximum(np.take_along_axis(dist, order, axis=1), 0.0))
-    return order.astype(np.int64), distances.astype(np.float32)
+    neighbors = knn_of_queries(embeddings[query_indices], embeddings, k, exclude=query_indices)
+    order = np.array(neighbors, dtype=np.int64).reshape(len(query_indices), k)
+    found = embeddings[order] - embeddings[query_indices][:, None, :]
+    distances = np.sqrt(np.einsum("qkd,qkd->qk", found, found))
+    return order, distances.astype(np.float32)
 
 
 def _unit_rows(embeddings):
     embeddings = np.asarray(embeddings, dtype=np.float32)
     if embeddings.ndim != 2:
         raise ValueError("embeddings must be a 2-D (N, D) array, got shape %s" % (embeddings.shape,))
-    norms = np.linalg.norm(embeddings, axis=1, keepdims=True)
-    return embeddings / np.maximum(norms, 1e-12)
+    return l2_normalize(embeddings)
 
 
 def pick_fixed_queries(labels, n=8, seed=0):
