@@ -27,8 +27,8 @@ import time
 import cv2
 import numpy as np
 
-from . import DATASETS
 from .meta import write_split
+from .spec import DatasetSpec
 
 logger = logging.getLogger(__name__)
 
@@ -292,13 +292,21 @@ def generate_demo(out_dir, classes=48, per_class=40, size=72, seed=0, force=Fals
     return out_dir
 
 
+SPEC = DatasetSpec(
+    name="demo",
+    default_data_dir="./data/demo",
+    prepare_command="python3 -m data.demo --out {data_dir}",
+    description="synthetic glyphs, generated offline (python3 -m data.demo)",
+)
+
+
 def main(argv=None):
     """Command line entry; returns the exit code (2 on a bad setting)."""
     parser = argparse.ArgumentParser(
         prog="python3 -m data.demo",
         description="Generate the synthetic demo dataset (text glyphs under random nuisances).",
     )
-    parser.add_argument("--out", default=DATASETS["demo"].default_data_dir, help="output directory")
+    parser.add_argument("--out", default=SPEC.default_data_dir, help="output directory")
     parser.add_argument("--classes", type=int, default=48, help="number of classes (even)")
     parser.add_argument("--per_class", type=int, default=40, help="images per class")
     parser.add_argument("--size", type=int, default=72, help="image side in pixels")

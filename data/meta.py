@@ -18,14 +18,14 @@ import os
 
 import numpy as np
 
+from .spec import prepare_command
+
 logger = logging.getLogger(__name__)
 
 SPLIT_HEADER = "image_id class_id view_id path"
 
-_DEFAULT_FIX_HINT = (
-    "re-create it with 'python3 -m data.prepare cars196 --data_dir DIR' "
-    "(or 'python3 -m data.demo --out DIR' for the demo data)"
-)
+_DEFAULT_FIX_HINT = "re-create it with '{}' (or 'python3 -m data.demo --out DIR' for the demo data)".format(
+    prepare_command("cars196").format(data_dir="DIR"))
 
 
 def write_split(path, rows):
