@@ -30,6 +30,7 @@ import os  # noqa: E402
 
 from data.image_list import list_images  # noqa: E402
 from utils.devices import resolve_contexts  # noqa: E402
+from utils.errors import run_command  # noqa: E402
 from utils.gallery_search import draw_results, gallery_embeddings, search  # noqa: E402
 from utils.image_embeddings import embed_paths, report_skipped, save_embeddings  # noqa: E402
 from utils.metrics import l2_normalize  # noqa: E402
@@ -169,18 +170,9 @@ def run(args):
 
 
 def main(argv=None):
-    args = build_parser().parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s",
-                        datefmt="%H:%M:%S", stream=sys.stdout)
-    try:
-        run(args)
-    except ValueError as error:
-        sys.stderr.write("error: %s\n" % error)
-        return 2
-    return 0
+    """Command line entry; returns the exit code (0 ok, 2 on bad input)."""
+    return run_command(build_parser, run, argv)
 
 
 if __name__ == "__main__":
-    # GluonCV's deep blocks exceed Python's default recursion limit when hybridizing.
-    sys.setrecursionlimit(2000)
     sys.exit(main())

@@ -29,6 +29,7 @@ import numpy as np  # noqa: E402
 
 import data  # noqa: E402
 from utils.devices import resolve_contexts  # noqa: E402
+from utils.errors import run_command  # noqa: E402
 from utils.evaluation import default_out, embed_test_split, load_stored, write_report  # noqa: E402
 from utils.image_embeddings import save_embeddings, sidecar  # noqa: E402
 from utils.metrics import FAISS_MISSING, evaluate_embeddings  # noqa: E402
@@ -195,17 +196,7 @@ def run(args):
 
 def main(argv=None):
     """Command line entry; returns the exit code (0 ok, 2 on bad input)."""
-    args = build_parser().parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s",
-                        datefmt="%H:%M:%S", stream=sys.stdout)
-    # GluonCV's deep blocks exceed Python's default recursion limit when hybridizing.
-    sys.setrecursionlimit(max(sys.getrecursionlimit(), 2000))
-    try:
-        run(args)
-    except ValueError as error:
-        sys.stderr.write("error: %s\n" % error)
-        return 2
-    return 0
+    return run_command(build_parser, run, argv)
 
 
 if __name__ == "__main__":

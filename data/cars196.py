@@ -92,16 +92,9 @@ def prepare_cars196(data_dir, download=True, expected_images=None):
     expected_images : int, optional
         Required number of annotated images; default ``CARS196_NUM_IMAGES`` (16,185).
 
-    Returns
-    -------
-    dict
-        ``num_train_images``, ``num_test_images``, ``num_train_classes``, ``num_test_classes``.
-
-    Raises
-    ------
-    ValueError
-        Files missing and not downloadable (naming which files to put where), a wrong image
-        count, or annotated images missing on disk.
+    Returns the counts of ``preparation.write_splits``. A one-line ValueError for: files missing
+    and not downloadable (naming which files to put where), a wrong image count, or annotated
+    images missing on disk.
     """
     images_dir = os.path.join(data_dir, "car_ims")
     annos_path = os.path.join(data_dir, "cars_annos.mat")

@@ -122,16 +122,9 @@ def prepare_cub200(data_dir, download=True, expected_images=None, num_train_clas
     num_train_classes : int, optional
         Classes ``1 .. num_train_classes`` train, the rest test; default 100.
 
-    Returns
-    -------
-    dict
-        ``num_train_images``, ``num_test_images``, ``num_train_classes``, ``num_test_classes``.
-
-    Raises
-    ------
-    ValueError
-        Files missing and not downloadable (naming each missing file), malformed lists, a wrong
-        image count, listed images missing on disk, or an empty train or test side.
+    Returns the counts of ``preparation.write_splits``. A one-line ValueError for: files missing
+    and not downloadable (naming each missing file), malformed lists, a wrong image count,
+    listed images missing on disk, or an empty train or test side.
     """
     command = SPEC.prepare_hint(data_dir)
     sub = preparation.ensure_layout(

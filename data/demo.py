@@ -214,6 +214,34 @@ def _check_settings(classes, per_class, size, seed):
         raise ValueError("classes must be even (half train, half test), got {}".format(classes))
 
 
+def _render_all(out_dir, image_root, classes, per_class, size, seed):
+    """Render and write every image; returns the (train rows, test rows) of the split files."""
+    glyphs = class_glyphs(classes, seed)
+    train_rows, test_rows = [], []
+    image_id = 0
+    for class_id, (text, font) in enumerate(glyphs, start=1):
+        os.makedirs(os.path.join(image_root, "{:03d}".format(class_id)), exist_ok=True)
+        for index in range(1, per_class + 1):
+            image_id += 1
+            rng = np.random.default_rng([seed, class_id, index])
+            image = render_image(text, font, size, rng)
+            relpath = _relpath(class_id, index)
+            ok = cv2.imwrite(
+                os.path.join(out_dir, relpath),
+                cv2.cvtColor(image, cv2.COLOR_RGB2BGR),
+                [cv2.IMWRITE_JPEG_QUALITY, JPEG_QUALITY],
+            )
+            if not ok:
+                raise ValueError(
+                    "cannot write {}; check that {} is writable".format(
+                        os.path.join(out_dir, relpath), out_dir
+                    )
+                )
+            rows = train_rows if class_id <= classes // 2 else test_rows
+            rows.append((image_id, class_id, relpath))
+    return train_rows, test_rows
+
+
 def generate_demo(out_dir, classes=48, per_class=40, size=72, seed=0, force=False):
     """Generate the demo dataset into ``out_dir`` (skipped when already complete).
 
@@ -251,29 +279,7 @@ def generate_demo(out_dir, classes=48, per_class=40, size=72, seed=0, force=Fals
         shutil.rmtree(image_root, ignore_errors=True)
     os.makedirs(out_dir, exist_ok=True)
 
-    glyphs = class_glyphs(classes, seed)
-    train_rows, test_rows = [], []
-    image_id = 0
-    for class_id, (text, font) in enumerate(glyphs, start=1):
-        os.makedirs(os.path.join(image_root, "{:03d}".format(class_id)), exist_ok=True)
-        for index in range(1, per_class + 1):
-            image_id += 1
-            rng = np.random.default_rng([seed, class_id, index])
-            image = render_image(text, font, size, rng)
-            relpath = _relpath(class_id, index)
-            ok = cv2.imwrite(
-                os.path.join(out_dir, relpath),
-                cv2.cvtColor(image, cv2.COLOR_RGB2BGR),
-                [cv2.IMWRITE_JPEG_QUALITY, JPEG_QUALITY],
-            )
-            if not ok:
-                raise ValueError(
-                    "cannot write {}; check that {} is writable".format(
-                        os.path.join(out_dir, relpath), out_dir
-                    )
-                )
-            rows = train_rows if class_id <= classes // 2 else test_rows
-            rows.append((image_id, class_id, relpath))
+    train_rows, test_rows = _render_all(out_dir, image_root, classes, per_class, size, seed)
     write_split(os.path.join(out_dir, "train.txt"), train_rows)
     write_split(os.path.join(out_dir, "test.txt"), test_rows)
     tmp_stamp = stamp_path + ".tmp"

@@ -88,6 +88,12 @@ def _test_loader(paths, labels, image_size, batch_size, num_workers, seed=0):
     )
 
 
+def _test_info(spec, data_dir, paths, labels):
+    """What the callers learn of a dataset's test split (see :func:`build_test_loader`)."""
+    return {"dataset": spec, "data_dir": data_dir, "num_test_images": len(paths),
+            "num_test_classes": int(len(np.unique(labels))), "test_labels": labels, "test_paths": paths}
+
+
 def build_test_loader(data_name, data_dir, image_size, batch_size, num_workers):
     """The sequential test loader alone (standalone evaluation: no train split is read).
 
@@ -112,14 +118,7 @@ def build_test_loader(data_name, data_dir, image_size, batch_size, num_workers):
     _check_count("image_size", image_size, 1)
     paths, labels = load_split(spec, data_dir, "test")
     loader = _test_loader(paths, labels, image_size, batch_size, num_workers)
-    info = {
-        "dataset": spec,
-        "data_dir": data_dir,
-        "num_test_images": len(paths),
-        "num_test_classes": int(len(np.unique(labels))),
-        "test_labels": labels,
-        "test_paths": paths,
-    }
+    info = _test_info(spec, data_dir, paths, labels)
     logger.info(
         "%s in %s: test %d images / %d classes", spec.name, data_dir, len(paths), info["num_test_classes"]
     )
@@ -198,6 +197,36 @@ def drop_unreadable(paths, labels, which):
     return [paths[i] for i in keep], np.asarray(labels)[keep], bad
 
 
+def _readable_splits(spec, data_dir, skip_bad_images):
+    """``((train paths, labels), (test paths, labels), skipped)``: every image checked to open
+    (or, with ``skip_bad_images``, decoded, and those that cannot be left out and listed)."""
+    train_paths, train_labels = load_split(spec, data_dir, "train")
+    test_paths, test_labels = load_split(spec, data_dir, "test")
+    if not skip_bad_images:
+        _check_headers(list(train_paths) + list(test_paths))
+        return (train_paths, train_labels), (test_paths, test_labels), []
+    train_paths, train_labels, bad_train = drop_unreadable(train_paths, train_labels, "train")
+    test_paths, test_labels, bad_test = drop_unreadable(test_paths, test_labels, "test")
+    return (train_paths, train_labels), (test_paths, test_labels), bad_train + bad_test
+
+
+def _log_loaders(info, batches, batch_size, num_instances):
+    logger.info(
+        "%s in %s: train %d images / %d classes, test %d images / %d classes; %d batches of %d "
+        "(%d classes x %d) per epoch",
+        info["dataset"].name,
+        info["data_dir"],
+        info["num_train_images"],
+        info["num_train_classes"],
+        info["num_test_images"],
+        info["num_test_classes"],
+        batches,
+        batch_size,
+        batch_size // num_instances,
+        num_instances,
+    )
+
+
 def build_loaders(
     data_name, data_dir, image_size, batch_size, num_instances, num_workers, seed=0, test_batch_size=None,
     skip_bad_images=False,
@@ -238,58 +267,23 @@ def build_loaders(
         order), ``train_labels``, ``train_sampler`` (call ``set_epoch(epoch)`` before each
         epoch), ``data_dir``, ``dataset`` (the spec).
 
-    Raises
-    ------
-    ValueError
-        Unknown dataset, missing or empty data directory, bad split file, missing images,
-        or sampler settings that do not fit the data; one line naming what to run.
+    A one-line ValueError (naming what to run) for an unknown dataset, a missing or empty data
+    directory, a bad split file, missing images, or sampler settings that do not fit the data.
     """
     spec, data_dir = _dataset_dir(data_name, data_dir)
     _check_count("num_workers", num_workers, 0)
     test_batch_size = batch_size if test_batch_size is None else test_batch_size
     _check_count("test_batch_size", test_batch_size, 1)
 
-    train_paths, train_labels = load_split(spec, data_dir, "train")
-    test_paths, test_labels = load_split(spec, data_dir, "test")
-    skipped = []
-    if skip_bad_images:
-        train_paths, train_labels, bad_train = drop_unreadable(train_paths, train_labels, "train")
-        test_paths, test_labels, bad_test = drop_unreadable(test_paths, test_labels, "test")
-        skipped = bad_train + bad_test
-    else:
-        _check_headers(list(train_paths) + list(test_paths))
+    (train_paths, train_labels), (test_paths, test_labels), skipped = _readable_splits(
+        spec, data_dir, skip_bad_images)
 
     train_sampler = ClassBalancedBatchSampler(train_labels, batch_size, num_instances, seed=seed)
     train_set = ImageListDataset(train_paths, train_labels, TrainTransform(image_size), seed=seed)
-    train_loader = mx.gluon.data.DataLoader(
-        train_set, batch_sampler=train_sampler, num_workers=int(num_workers)
-    )
+    train_loader = mx.gluon.data.DataLoader(train_set, batch_sampler=train_sampler, num_workers=int(num_workers))
     test_loader = _test_loader(test_paths, test_labels, image_size, test_batch_size, num_workers, seed)
-    info = {
-        "dataset": spec,
-        "data_dir": data_dir,
-        "num_train_images": len(train_paths),
-        "num_test_images": len(test_paths),
-        "num_train_classes": int(len(np.unique(train_labels))),
-        "num_test_classes": int(len(np.unique(test_labels))),
-        "train_labels": train_labels,
-        "test_labels": test_labels,
-        "test_paths": test_paths,
-        "train_sampler": train_sampler,
-        "skipped_images": skipped,
-    }
-    logger.info(
-        "%s in %s: train %d images / %d classes, test %d images / %d classes; %d batches of %d "
-        "(%d classes x %d) per epoch",
-        spec.name,
-        data_dir,
-        info["num_train_images"],
-        info["num_train_classes"],
-        info["num_test_images"],
-        info["num_test_classes"],
-        len(train_sampler),
-        batch_size,
-        batch_size // num_instances,
-        num_instances,
-    )
+    info = dict(_test_info(spec, data_dir, test_paths, test_labels), num_train_images=len(train_paths),
+                num_train_classes=int(len(np.unique(train_labels))), train_labels=train_labels,
+                train_sampler=train_sampler, skipped_images=skipped)
+    _log_loaders(info, len(train_sampler), batch_size, num_instances)
     return train_loader, test_loader, info

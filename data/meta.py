@@ -61,6 +61,17 @@ def write_split(path, rows):
     return len(lines) - 1
 
 
+def _check_ids(fields, split_path, line_number, hint):
+    """The three ids of a split line are integers; one line naming the field otherwise."""
+    for field_name, text in zip(("image_id", "class_id", "view_id"), fields[:3]):
+        try:
+            int(text)
+        except ValueError:
+            raise ValueError(
+                "{}:{}: {} {!r} is not an integer; {}".format(split_path, line_number, field_name, text, hint)
+            ) from None
+
+
 def read_split(split_path, data_dir, fix_hint=None):
     """Read a split file.
 
@@ -108,15 +119,7 @@ def read_split(split_path, data_dir, fix_hint=None):
                     "{}:{}: expected 4 fields (image_id class_id view_id path), found {} in "
                     "{!r}; {}".format(split_path, line_number, len(fields), line.strip()[:80], hint)
                 )
-            for field_name, text in zip(("image_id", "class_id", "view_id"), fields[:3]):
-                try:
-                    int(text)
-                except ValueError:
-                    raise ValueError(
-                        "{}:{}: {} {!r} is not an integer; {}".format(
-                            split_path, line_number, field_name, text, hint
-                        )
-                    ) from None
+            _check_ids(fields, split_path, line_number, hint)
             labels.append(int(fields[1]))
             paths.append(os.path.join(data_root, fields[3]))
     if not paths:

@@ -93,16 +93,9 @@ def prepare_sop(data_dir, download=True, expected_images=None):
         Required number of listed images, train and test together; default
         ``NUM_IMAGES`` (120,053).
 
-    Returns
-    -------
-    dict
-        ``num_train_images``, ``num_test_images``, ``num_train_classes``, ``num_test_classes``.
-
-    Raises
-    ------
-    ValueError
-        Files missing and not downloadable (naming each missing file), malformed lists, a wrong
-        image count, a class in both splits, or listed images missing on disk.
+    Returns the counts of ``preparation.write_splits``. A one-line ValueError for: files missing
+    and not downloadable (naming each missing file), malformed lists, a wrong image count, a
+    class in both splits, or listed images missing on disk.
     """
     command = SPEC.prepare_hint(data_dir)
     sub = preparation.ensure_layout(

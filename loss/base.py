@@ -17,6 +17,16 @@ class MetricLoss(HybridBlock):
       normalises); False for the losses of the Symm release, trained on raw embeddings.
     - ``symmetrical``: the synthetic points are Symmetrical Synthesis's (else EE's, or none).
 
+    A symmetrical loss (``symmetrical = True``) takes N classes x 2 images, raw embeddings and no
+    EE: those capabilities follow from it. The constructor arguments of the synthesis, shared by
+    the losses that take them:
+
+    - EE losses: ``num_instances`` (2; images per class in a batch, even when n_inner_pts > 0),
+      ``n_inner_pts`` (0; synthetic points per pair, 0 disables EE), ``l2_norm`` (True;
+      L2-normalise the synthetic points).
+    - Symm losses: ``num_instances`` (must be 2), ``n_inner_pts`` (must be 0), ``symm_ratio``
+      (2.0), ``symm_norm_ratio`` (1.0), ``symm_norm`` (False); see :class:`SymmetricalSynthesis`.
+
     A subclass calls :meth:`_attach_synthesis` in its constructor (after :meth:`_check_symm` when
     symmetrical) and reads ``self.synthesis`` in ``hybrid_forward``: None, an
     :class:`EmbeddingExpansion` or a :class:`SymmetricalSynthesis`.
@@ -27,6 +37,11 @@ class MetricLoss(HybridBlock):
     pair_layout = None
     wants_unit_embeddings = True
     symmetrical = False
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        if cls.__dict__.get("symmetrical"):
+            cls.takes_ee, cls.pair_layout, cls.wants_unit_embeddings = False, "symm_pairs", False
 
     def _check_symm(self, num_instances, n_inner_pts, symm_ratio, symm_norm_ratio, symm_norm):
         """Validate the Symm arguments (before anything else is built); kept for the synthesis."""

@@ -30,12 +30,8 @@ class LiftedStructuredLoss(MetricLoss):
     ----------
     margin : float, default 1.0
         The paper's alpha.
-    num_instances : int, default 2
-        Images per class in a batch; must be even when n_inner_pts > 0.
-    n_inner_pts : int, default 0
-        Synthetic points per pair (Embedding Expansion); 0 disables EE.
-    l2_norm : bool, default True
-        L2-normalise the synthetic points.
+    num_instances, n_inner_pts, l2_norm
+        The EE set-up (2, 0, True; see :class:`MetricLoss`).
 
     Inputs:
         - **embeddings**: (B, D), L2-normalised; with EE rows (2i, 2i+1) share a class.

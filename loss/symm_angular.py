@@ -33,13 +33,8 @@ class SymmAngularLoss(SymmNPairLoss):
     weight : float, default 1.0
         Weight of the loss in the total (the Symm release's ``w_symm_angular``; the plain angular
         loss has 2.0).
-    num_instances : int, default 2
-        Must be 2.
-    n_inner_pts : int, default 0
-        Must be 0 (Symm does not combine with EE).
-    symm_ratio, symm_norm_ratio : float, default 2.0, 1.0
-    symm_norm : bool, default False
-        See :class:`SymmetricalSynthesis`.
+    num_instances, n_inner_pts, symm_ratio, symm_norm_ratio, symm_norm
+        The Symm set-up (2, 0, 2.0, 1.0, False; see :class:`MetricLoss`).
 
     Inputs:
         - **embeddings**: (B, D), rows (2i, 2i+1) a pair of one class, not normalised.

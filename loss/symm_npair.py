@@ -28,13 +28,8 @@ class SymmNPairLoss(MetricLoss):
     ----------
     reg : float, default 0.002
         The regulariser's lambda.
-    num_instances : int, default 2
-        Must be 2.
-    n_inner_pts : int, default 0
-        Must be 0 (Symm does not combine with EE).
-    symm_ratio, symm_norm_ratio : float, default 2.0, 1.0
-    symm_norm : bool, default False
-        See :class:`SymmetricalSynthesis`.
+    num_instances, n_inner_pts, symm_ratio, symm_norm_ratio, symm_norm
+        The Symm set-up (2, 0, 2.0, 1.0, False; see :class:`MetricLoss`).
 
     Inputs:
         - **embeddings**: (B, D), rows (2i, 2i+1) a pair of one class, not normalised.
@@ -45,8 +40,6 @@ class SymmNPairLoss(MetricLoss):
     """
 
     loss_name = "symm_npair"
-    pair_layout = "symm_pairs"
-    wants_unit_embeddings = False
     symmetrical = True
 
     def __init__(self, reg=0.002, num_instances=2, n_inner_pts=0, symm_ratio=2.0, symm_norm_ratio=1.0,

@@ -35,12 +35,8 @@ class TripletSemiHardLoss(MetricLoss):
         FaceNet's alpha.
     squared : bool, default True
         Use squared Euclidean distances (FaceNet, TensorFlow) instead of Euclidean ones.
-    num_instances : int, default 2
-        Images per class in a batch; must be even when n_inner_pts > 0.
-    n_inner_pts : int, default 0
-        Synthetic points per pair (Embedding Expansion); 0 disables EE.
-    l2_norm : bool, default True
-        L2-normalise the synthetic points.
+    num_instances, n_inner_pts, l2_norm
+        The EE set-up (2, 0, True; see :class:`MetricLoss`).
 
     Inputs:
         - **embeddings**: (B, D), L2-normalised; with EE rows (2i, 2i+1) share a class.

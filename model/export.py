@@ -48,6 +48,29 @@ def _first_context(net):
     return contexts[0]
 
 
+def _metadata(net, image_size, embed_dim, symbol_file, params_file):
+    """The content of ``PREFIX-meta.json`` (see :func:`export_network`)."""
+    head = getattr(net, "head", None)
+    backbone = getattr(net, "backbone", None)
+    return {
+        "format_version": META_FORMAT_VERSION,
+        "symbol_file": os.path.basename(symbol_file),
+        "params_file": os.path.basename(params_file),
+        "input_names": ["data"],
+        "image_size": image_size,
+        "embed_dim": embed_dim,
+        "backbone": getattr(backbone, "zoo_name", None),
+        "input": {"name": "data", "dtype": "uint8", "layout": "NHWC", "channels": "RGB",
+                  "value_range": [0, 255], "shape": ["N", image_size, image_size, 3]},
+        "output": {"dtype": "float32", "shape": ["N", embed_dim]},
+        "normalization_inside": {"mean_rgb": list(IMAGENET_MEAN_RGB), "std_rgb": list(IMAGENET_STD_RGB),
+                                 "formula": "(x / 255 - mean) / std"},
+        "l2_normalized": bool(getattr(head, "l2_normalize", False)),
+        "resize": "bilinear (OpenCV INTER_LINEAR) of the whole image to image_size x image_size",
+        "mxnet_version": mx.__version__,
+    }
+
+
 def export_network(net, path_prefix, image_size, ctx=None):
     """Write ``PREFIX-symbol.json``, ``PREFIX-0000.params`` and ``PREFIX-meta.json``.
 
@@ -90,25 +113,7 @@ def export_network(net, path_prefix, image_size, ctx=None):
     embed_dim = int(out.shape[1])
     net.export(path_prefix, epoch=0)
     symbol_file, params_file, meta_file = exported_files(path_prefix)
-    head = getattr(net, "head", None)
-    backbone = getattr(net, "backbone", None)
-    meta = {
-        "format_version": META_FORMAT_VERSION,
-        "symbol_file": os.path.basename(symbol_file),
-        "params_file": os.path.basename(params_file),
-        "input_names": ["data"],
-        "image_size": image_size,
-        "embed_dim": embed_dim,
-        "backbone": getattr(backbone, "zoo_name", None),
-        "input": {"name": "data", "dtype": "uint8", "layout": "NHWC", "channels": "RGB",
-                  "value_range": [0, 255], "shape": ["N", image_size, image_size, 3]},
-        "output": {"dtype": "float32", "shape": ["N", embed_dim]},
-        "normalization_inside": {"mean_rgb": list(IMAGENET_MEAN_RGB), "std_rgb": list(IMAGENET_STD_RGB),
-                                 "formula": "(x / 255 - mean) / std"},
-        "l2_normalized": bool(getattr(head, "l2_normalize", False)),
-        "resize": "bilinear (OpenCV INTER_LINEAR) of the whole image to image_size x image_size",
-        "mxnet_version": mx.__version__,
-    }
+    meta = _metadata(net, image_size, embed_dim, symbol_file, params_file)
     with open(meta_file + ".tmp", "w") as handle:
         json.dump(meta, handle, indent=2, sort_keys=True)
     os.replace(meta_file + ".tmp", meta_file)

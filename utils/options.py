@@ -74,11 +74,23 @@ def metric_keys(args):
 
 
 def build_parser():
+    """The core flags of main.py, in groups (data, model, loss, optimiser, evaluation and logging,
+    checkpoints and faults); :func:`build_full_parser` adds the losses' own."""
     parser = argparse.ArgumentParser(
         description="Embedding Expansion (CVPR 2020) deep metric learning in MXNet Gluon.",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
-    data = parser.add_argument_group("data")
+    _add_data_flags(parser.add_argument_group("data"))
+    _add_model_flags(parser.add_argument_group("model"))
+    _add_loss_flags(parser.add_argument_group("loss"))
+    _add_optimiser_flags(parser.add_argument_group("optimiser"))
+    _add_evaluation_flags(parser.add_argument_group("evaluation and logging"))
+    _add_run_flags(parser.add_argument_group("checkpoints and faults"))
+    return parser
+
+
+def _add_data_flags(data):
+    """The data flags."""
     data.add_argument("--data_name", default="car196",
                       help="dataset: cars196 (alias car196, the original's default), cub200, sop, "
                            "demo, or folder (your own DIR/train/<class>/*.jpg and DIR/test/<class>/*.jpg)")
@@ -94,13 +106,17 @@ def build_parser():
                       help="decode every image first and leave out (and list) those that cannot be "
                            "decoded, instead of stopping at the first")
 
-    model = parser.add_argument_group("model")
+
+def _add_model_flags(model):
+    """The model flags."""
     model.add_argument("--backbone", default="googlenet", help="backbone network")
     model.add_argument("--embed_dim", default=512, type=int, help="dimension of the embeddings")
     model.add_argument("--pretrained", default="imagenet",
                        help="backbone weights: imagenet (GluonCV model store), a .params path, or none")
 
-    loss = parser.add_argument_group("loss")
+
+def _add_loss_flags(loss):
+    """The loss flags."""
     loss.add_argument("--loss", default="hphn-triplet", help="loss name (hphn_triplet = hphn-triplet); see README for all")
     loss.add_argument("--margin", default=1e-5, type=float, help="triplet margin of HPHN-triplet")
     loss.add_argument("--soft_margin", default=False, type=str2bool,
@@ -114,7 +130,9 @@ def build_parser():
     for name, default in (("alpha", 10), ("beta", 1.2), ("sigma", 0.5)):
         loss.add_argument("--" + name, default=default, type=float, help=COMPAT_FLAG_HELP[name])
 
-    optim = parser.add_argument_group("optimiser")
+
+def _add_optimiser_flags(optim):
+    """The optimiser flags."""
     optim.add_argument("--optim", default="adam", choices=["adam", "sgd"], help="optimiser")
     optim.add_argument("--lr", default=0.0001, type=float, help="base learning rate")
     optim.add_argument("--wd", default=0.0005, type=float, help="weight decay")
@@ -134,7 +152,9 @@ def build_parser():
     optim.add_argument("--gpu_idx", default=None,
                        help="nothing: GPU 0 if visible else CPU; -1: CPU; 0,1: data parallel on GPUs")
 
-    evaluation = parser.add_argument_group("evaluation and logging")
+
+def _add_evaluation_flags(evaluation):
+    """The evaluation and logging flags."""
     evaluation.add_argument("--eval_epoch_term", default=50, type=int, help="evaluate every N epochs")
     evaluation.add_argument("--eval_at_start", default=True, type=str2bool,
                             help="evaluate once before training, as a baseline")
@@ -166,7 +186,9 @@ def build_parser():
                                  "a finished run, export it without training")
     evaluation.add_argument("--progress", default=True, type=str2bool, help="show progress bars")
 
-    run = parser.add_argument_group("checkpoints and faults")
+
+def _add_run_flags(run):
+    """The checkpoints and faults flags."""
     run.add_argument("--resume", default=None,
                      help="continue a run with the flags of its args.json: auto (the newest intact "
                           "checkpoint in --save_dir), a checkpoint file, or a run folder; only flags "
@@ -180,7 +202,6 @@ def build_parser():
     run.add_argument("--nan_policy", default="stop", choices=["stop", "skip_batch"],
                      help="on a non-finite loss: stop (keeping the last good checkpoint) or skip "
                           "that batch's update")
-    return parser
 
 
 def add_loss_arguments(parser):

@@ -9,6 +9,7 @@ npair or symm_* run gives the same raw embeddings through its ``.params`` as thr
 import json
 import logging
 import os
+import sys
 import warnings
 
 import mxnet as mx
@@ -30,6 +31,8 @@ def load_network(checkpoint, ctx, backbone=None, embed_dim=None, image_size=None
     network is hybridized on ``ctx``. Bad input: a one-line ValueError."""
     if not os.path.isfile(checkpoint):
         raise ValueError("--checkpoint %s does not exist" % checkpoint)
+    # GluonCV's deep blocks exceed Python's default recursion limit when hybridizing.
+    sys.setrecursionlimit(max(sys.getrecursionlimit(), 2000))
     given = dict(backbone=backbone, embed_dim=embed_dim, image_size=image_size)
     if export_prefix(checkpoint) is not None:
         return _load_export(checkpoint, given, ctx)

@@ -79,6 +79,25 @@ def _draw_caption(canvas, text, top, left, width, height):
     cv2.putText(canvas, text, (x, y), font, scale, TEXT_COLOUR, 1, cv2.LINE_AA)
 
 
+def _check_grid(num_queries, retrieved_images, correct, captions):
+    """``(k, correct as a bool array or None)`` after checking the grid's shapes."""
+    if num_queries < 1:
+        raise ValueError("retrieval_grid needs at least one query")
+    if len(retrieved_images) != num_queries:
+        raise ValueError("got %d queries but %d rows of results" % (num_queries, len(retrieved_images)))
+    k = len(retrieved_images[0])
+    if any(len(row) != k for row in retrieved_images):
+        raise ValueError("every query needs the same number of results, got %s"
+                         % [len(row) for row in retrieved_images])
+    if correct is not None:
+        correct = np.asarray(correct, dtype=bool)
+        if correct.shape != (num_queries, k):
+            raise ValueError("correct must have shape (%d, %d), got %s" % (num_queries, k, correct.shape))
+    if captions is not None and (len(captions) != num_queries or any(len(r) != k + 1 for r in captions)):
+        raise ValueError("captions must hold %d rows of %d strings (query first)" % (num_queries, k + 1))
+    return k, correct
+
+
 def retrieval_grid(query_images, retrieved_images, correct, thumb=64, border=3, captions=None):
     """Queries and their retrieved images as one picture, one query per row.
 
@@ -108,21 +127,7 @@ def retrieval_grid(query_images, retrieved_images, correct, thumb=64, border=3, 
         raise ValueError("thumb must be >= 1 and border >= 0, got %r and %r" % (thumb, border))
     thumb, border = int(thumb), int(border)
     num_queries = len(query_images)
-    if num_queries < 1:
-        raise ValueError("retrieval_grid needs at least one query")
-    if len(retrieved_images) != num_queries:
-        raise ValueError("got %d queries but %d rows of results" % (num_queries, len(retrieved_images)))
-    k = len(retrieved_images[0])
-    if any(len(row) != k for row in retrieved_images):
-        raise ValueError("every query needs the same number of results, got %s"
-                         % [len(row) for row in retrieved_images])
-    if correct is not None:
-        correct = np.asarray(correct, dtype=bool)
-        if correct.shape != (num_queries, k):
-            raise ValueError("correct must have shape (%d, %d), got %s" % (num_queries, k, correct.shape))
-    if captions is not None and (len(captions) != num_queries or any(len(r) != k + 1 for r in captions)):
-        raise ValueError("captions must hold %d rows of %d strings (query first)" % (num_queries, k + 1))
-
+    k, correct = _check_grid(num_queries, retrieved_images, correct, captions)
     caption_height = _caption_height(thumb) if captions is not None else 0
     cell_h, cell_w, gap = grid_layout(thumb, border, caption_height)
     height = num_queries * (cell_h + gap) + gap
