@@ -15,8 +15,8 @@ and ``PREFIX-meta.json`` hold it.
 
 Embeddings are L2-normalised (``--normalize``), as in evaluation; search ranks the gallery by
 Euclidean distance, and a query never retrieves its own file. The network is loaded by
-``utils.trained_network``, the images listed by ``data.image_list``, embedded and stored by
-``utils.image_embeddings`` and searched by ``utils.gallery_search``; this script parses and prints.
+``inference.trained_network``, the images listed by ``data.image_list``, embedded and stored by
+``inference.image_embeddings`` and searched by ``inference.gallery_search``; this script parses and prints.
 """
 import sys
 
@@ -31,11 +31,11 @@ import os  # noqa: E402
 from data.image_list import list_images  # noqa: E402
 from utils.devices import resolve_contexts  # noqa: E402
 from utils.errors import run_command  # noqa: E402
-from utils.gallery_search import draw_results, gallery_embeddings, search  # noqa: E402
-from utils.image_embeddings import embed_paths, report_skipped, save_embeddings  # noqa: E402
+from inference.gallery_search import draw_results, gallery_embeddings, search  # noqa: E402
+from inference.image_embeddings import embed_paths, report_skipped, save_embeddings  # noqa: E402
 from utils.metrics import l2_normalize  # noqa: E402
 from utils.options import check_minimums, check_positive_sizes, str2bool  # noqa: E402
-from utils.trained_network import load_network  # noqa: E402
+from inference.trained_network import load_network  # noqa: E402
 
 logger = logging.getLogger("ee_gluon.embed")
 

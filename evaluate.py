@@ -30,8 +30,8 @@ import numpy as np  # noqa: E402
 import data  # noqa: E402
 from utils.devices import resolve_contexts  # noqa: E402
 from utils.errors import run_command  # noqa: E402
-from utils.evaluation import default_out, embed_test_split, load_stored, write_report  # noqa: E402
-from utils.image_embeddings import save_embeddings, sidecar  # noqa: E402
+from inference.evaluation import default_out, embed_test_split, load_stored, write_report  # noqa: E402
+from inference.image_embeddings import save_embeddings, sidecar  # noqa: E402
 from utils.metrics import FAISS_MISSING, evaluate_embeddings  # noqa: E402
 from utils.options import (DEFAULT_RECALLK, EVAL_METRICS, any_metric_list, check_minimums,  # noqa: E402
                            check_positive_sizes, check_recallk, int_list, str2bool)

@@ -85,10 +85,8 @@ def prepare_cars196(data_dir, download=True, expected_images=None):
 
     Parameters
     ----------
-    data_dir : str
-        Dataset directory.
-    download : bool, default True
-        Try to download missing files.
+    data_dir, download
+        See ``DatasetSpec.prepare``.
     expected_images : int, optional
         Required number of annotated images; default ``CARS196_NUM_IMAGES`` (16,185).
 

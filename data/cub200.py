@@ -113,10 +113,8 @@ def prepare_cub200(data_dir, download=True, expected_images=None, num_train_clas
 
     Parameters
     ----------
-    data_dir : str
-        Dataset directory; the split files are written here.
-    download : bool, default True
-        Try to download missing files.
+    data_dir, download
+        See ``DatasetSpec.prepare``.
     expected_images : int, optional
         Required number of listed images; default ``NUM_IMAGES`` (11,788).
     num_train_classes : int, optional

@@ -85,10 +85,8 @@ def prepare_sop(data_dir, download=True, expected_images=None):
 
     Parameters
     ----------
-    data_dir : str
-        Dataset directory; the split files are written here.
-    download : bool, default True
-        Try to download missing files.
+    data_dir, download
+        See ``DatasetSpec.prepare``.
     expected_images : int, optional
         Required number of listed images, train and test together; default
         ``NUM_IMAGES`` (120,053).

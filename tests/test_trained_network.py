@@ -1,4 +1,4 @@
-"""utils.trained_network: one loader for every tool, honouring the run's normalisation."""
+"""inference.trained_network: one loader for every tool, honouring the run's normalisation."""
 import json
 
 import mxnet as mx
@@ -7,7 +7,7 @@ import pytest
 
 import model
 from model.export import export_network
-from utils.trained_network import load_network
+from inference.trained_network import load_network
 
 SIZE = 32
 

@@ -11,9 +11,10 @@ import numpy as np
 import data
 from model.export import export_prefix
 
-from . import run_folder
-from .engine import embed_dataset, zero_non_finite
-from .metrics import l2_normalize
+from utils import run_folder
+from utils.engine import embed_dataset, zero_non_finite
+from utils.metrics import l2_normalize
+
 from .trained_network import load_network
 
 logger = logging.getLogger(__name__)

@@ -16,9 +16,8 @@ import mxnet as mx
 
 from loss import wants_unit_embeddings
 from model.export import SYMBOL_SUFFIX, export_prefix, exported_files, exported_params_files
-
-from . import run_folder
-from .errors import one_line
+from utils import run_folder
+from utils.errors import one_line
 
 logger = logging.getLogger(__name__)
 

@@ -7,9 +7,9 @@ import cv2
 import numpy as np
 
 from data.image_list import list_images
+from utils.metrics import knn_of_queries, l2_normalize
 
-from .image_embeddings import embed_paths, load_embeddings, report_skipped, save_embeddings
-from .metrics import knn_of_queries, l2_normalize
+from .image_embeddings import load_embeddings, report_skipped, save_embeddings
 
 logger = logging.getLogger(__name__)
 
@@ -59,7 +59,7 @@ def search(query_embeddings, query_paths, gallery, gallery_paths, topk):
 def draw_results(query_paths, gallery_paths, results, thumb, picture):
     """Write ``picture``: a row per query, its results captioned with their distances."""
     from data import decode_image
-    from .visualize import retrieval_grid
+    from utils.visualize import retrieval_grid
 
     k = max(len(row) for row in results)
     blank = np.full((thumb, thumb, 3), 32, dtype=np.uint8)

@@ -12,8 +12,7 @@ import numpy as np
 from tqdm import tqdm
 
 from data import ImageListDataset, TestTransform
-
-from .engine import embed_batch
+from utils.engine import embed_batch
 
 logger = logging.getLogger(__name__)
 
