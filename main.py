@@ -22,30 +22,22 @@ import mxnet as mx  # noqa: E402
 import numpy as np  # noqa: E402
 
 import data  # noqa: E402
-import loss.factory as loss_factory  # noqa: E402
 import model  # noqa: E402
+from loss import wants_unit_embeddings  # noqa: E402
+from loss.factory import build_loss_from_args  # noqa: E402
 from utils import checkpoint, logs, run_folder  # noqa: E402
 from utils.devices import resolve_contexts  # noqa: E402
 from utils.engine import NonFiniteLossError  # noqa: E402
 from utils.host import check_shared_memory  # noqa: E402
 from utils.interrupts import Interrupts, RunInterrupted  # noqa: E402
 from utils.optimizer import build_trainer, setup_kvstore  # noqa: E402
-from utils.options import build_parser, validate_args  # noqa: E402
+from utils.options import DEFAULT_RECALLK, build_full_parser, validate_args  # noqa: E402
 from utils.regularization import regularized_params  # noqa: E402
 from utils.schedules import lr_scheduler_from_args  # noqa: E402
 from utils.summary import TrainingSummary  # noqa: E402
 from utils.training import TrainingLoop, fresh_state, resumed_state  # noqa: E402
 
 logger = logging.getLogger("ee_gluon")
-
-DEFAULT_RECALLK = (1, 2, 4, 8)  # the original's --recallk
-
-
-def build_full_parser():
-    """main.py's parser: the core flags (utils.options) and, when present, the losses' own flags."""
-    parser = build_parser()
-    loss_factory.add_loss_arguments(parser)
-    return parser
 
 
 def parse(argv):
@@ -65,7 +57,7 @@ def parse(argv):
 def build(args, wanted):
     """Check every input and build what trains, writing nothing; returns the loop's parts."""
     validate_args(args)
-    loss_fn = loss_factory.build_loss_from_args(args)  # loss flags first: before devices or data
+    loss_fn = build_loss_from_args(args)  # the loss's own rules too: before devices or data
     ctx = resolve_contexts(args.gpu_idx)
     per_device = args.batch_size // len(ctx)
     if args.batch_size % len(ctx) or per_device % args.num_instances:
@@ -73,7 +65,7 @@ def build(args, wanted):
             "--batch_size %d over %d devices gives %d images per device, which must be a multiple "
             "of --num_instances %d" % (args.batch_size, len(ctx), per_device, args.num_instances))
     net = model.build_network(args.backbone, args.embed_dim,
-                              l2_normalize=loss_factory.loss_wants_normalized_embeddings(args.loss))
+                              l2_normalize=wants_unit_embeddings(args.loss))
     check_shared_memory(args.batch_size, args.image_size, args.num_workers, args.prefetch)
     train_loader, test_loader, info = data.build_loaders(
         args.data_name, args.data_dir, args.image_size, args.batch_size, args.num_instances,

@@ -18,6 +18,7 @@ import numpy as np
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from loss import HPHNTripletLoss  # noqa: E402
+from utils.metrics import l2_normalize  # noqa: E402
 
 
 def parse_args():
@@ -37,7 +38,7 @@ def make_batch(batch_size, dim, num_instances, normalise=True, seed=0):
     rng = np.random.RandomState(seed)
     x = rng.randn(batch_size, dim).astype("float32")
     if normalise:
-        x /= np.linalg.norm(x, axis=1, keepdims=True)
+        x = l2_normalize(x)
     y = np.repeat(np.arange(batch_size // num_instances), num_instances).astype("int32")
     embeddings = mx.nd.array(x)
     embeddings.attach_grad()

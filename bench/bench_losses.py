@@ -3,7 +3,7 @@
     OMP_NUM_THREADS=2 .venv/bin/python bench/bench_losses.py [--iters 30] [--warmup 5] [--n_list 0,2,4,8]
 
 Embeddings are random (batch_size x dim) float32 rows with a gradient attached, L2-normalised for
-the losses that want it (loss.factory.loss_wants_normalized_embeddings), in the sampler's layout:
+the losses that want it (loss.wants_unit_embeddings), in the sampler's layout:
 --num_instances consecutive rows per class for hphn_triplet, triplet, lifted and multi_similarity,
 pairs (2 per class) for npair, angular and the symm_* losses. Each iteration records the loss, runs
 backward and waits for the gradient. Prints figures only; nothing is asserted.
@@ -17,8 +17,8 @@ import mxnet as mx
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from bench_loss import make_batch, time_block  # noqa: E402  (same folder, on sys.path[0])
-from loss import LOSSES, get_loss  # noqa: E402
-from loss.factory import EE_LOSSES, loss_wants_normalized_embeddings  # noqa: E402
+from loss import LOSSES, get_loss, wants_unit_embeddings  # noqa: E402
+from loss.factory import ee_losses  # noqa: E402
 
 PAIR_LOSSES = ("npair", "angular", "symm_npair", "symm_angular", "symm_triplet", "symm_lifted")
 
@@ -40,7 +40,7 @@ def settings(args):
     for name in LOSSES:
         pairs = name in PAIR_LOSSES
         num_instances = 2 if pairs else args.num_instances
-        for n in (args.n_list if name in EE_LOSSES else [0]):
+        for n in (args.n_list if name in ee_losses() else [0]):
             kwargs = dict(num_instances=num_instances, n_inner_pts=n)
             if name == "npair" and n:
                 kwargs["l2_norm"] = False
@@ -58,7 +58,7 @@ def main():
         block = get_loss(name, **kwargs)
         block.hybridize(static_alloc=True, static_shape=True)
         embeddings, labels = make_batch(args.batch_size, args.dim, num_instances,
-                                        loss_wants_normalized_embeddings(name))
+                                        wants_unit_embeddings(name))
         ms = time_block(block, embeddings, labels, args.iters, args.warmup)
         base.setdefault(name, ms)
         print(f"{name:>17} {n:>11} {num_instances:>9} {ms:>9.3f} {ms / base[name]:>6.2f}x")

@@ -1,4 +1,4 @@
-"""CUB-200-2011: its file layout and the metric-learning split (downloading is in ``prepare``).
+"""CUB-200-2011: its file layout, the metric-learning split, and its preparation.
 
 Wah, Branson, Welinder, Perona, Belongie, "The Caltech-UCSD Birds-200-2011 Dataset",
 Caltech technical report CNS-TR-2011-001. 11,788 images of 200 bird species.
@@ -15,6 +15,9 @@ Metric-learning split (Oh Song et al., CVPR 2016, the one Embedding Expansion us
 """
 
 import os
+
+from . import preparation
+from .spec import DatasetSpec, prepare_command
 
 URL = "https://data.caltech.edu/records/65de6-vp158/files/CUB_200_2011.tgz?download=1"
 ARCHIVE = "CUB_200_2011.tgz"
@@ -99,3 +102,62 @@ def split_records(records, num_train_classes=NUM_TRAIN_CLASSES):
     train = [r for r in records if r[1] <= num_train_classes]
     test = [r for r in records if r[1] > num_train_classes]
     return train, test
+
+
+def prepare_cub200(data_dir, download=True, expected_images=None, num_train_classes=None):
+    """Write ``train.txt`` (classes 1-100) and ``test.txt`` (classes 101-200) for CUB-200-2011.
+
+    Expects ``images.txt``, ``image_class_labels.txt`` and ``images/`` in ``data_dir`` or in
+    ``data_dir/CUB_200_2011``; downloads and extracts ``CUB_200_2011.tgz`` first when they are
+    absent and ``download`` is true. See ``data.cub200`` for the layout.
+
+    Parameters
+    ----------
+    data_dir, download
+        See ``DatasetSpec.prepare``.
+    expected_images : int, optional
+        Required number of listed images; default ``NUM_IMAGES`` (11,788).
+    num_train_classes : int, optional
+        Classes ``1 .. num_train_classes`` train, the rest test; default 100.
+
+    Returns the counts of ``preparation.write_splits``. A one-line ValueError for: files missing
+    and not downloadable (naming each missing file), malformed lists, a wrong image count,
+    listed images missing on disk, or an empty train or test side.
+    """
+    command = SPEC.prepare_hint(data_dir)
+    sub = preparation.ensure_layout(
+        "CUB-200-2011", command, data_dir, REQUIRED, NESTED_DIR, (URL,),
+        ARCHIVE, download,
+    )
+    root = os.path.join(data_dir, sub)
+    records = preparation.read_layout(read_records, root)
+    records = [(i, c, os.path.join(sub, p).replace(os.sep, "/")) for i, c, p in records]
+    images_list = os.path.join(root, IMAGES_LIST)
+    expected_images = NUM_IMAGES if expected_images is None else int(expected_images)
+    if len(records) != expected_images:
+        raise ValueError(
+            "{} lists {} images, CUB-200-2011 has {}; the files are incomplete or another "
+            "dataset's: extract {} again and re-run '{}'".format(
+                images_list, len(records), expected_images, ARCHIVE, command
+            )
+        )
+    preparation.check_images_present(records, data_dir, images_list, command)
+    num_train_classes = NUM_TRAIN_CLASSES if num_train_classes is None else int(num_train_classes)
+    train_rows, test_rows = split_records(records, num_train_classes)
+    if not train_rows or not test_rows:
+        raise ValueError(
+            "{}: expected classes 1-{} (train) and higher (test), found only one side".format(
+                os.path.join(root, LABELS_LIST), num_train_classes
+            )
+        )
+    return preparation.write_splits(data_dir, train_rows, test_rows, "CUB-200-2011")
+
+
+SPEC = DatasetSpec(
+    name="cub200",
+    default_data_dir="./data/CUB_200_2011",
+    prepare_command=prepare_command("cub200"),
+    aliases=("cub", "cub_200_2011", "cub200_2011"),
+    prepare=prepare_cub200,
+    description="CUB-200-2011 (11,788 images, 200 classes; classes 1-100 train, 101-200 test)",
+)

@@ -27,8 +27,8 @@ import time
 import cv2
 import numpy as np
 
-from . import DATASETS
 from .meta import write_split
+from .spec import DatasetSpec
 
 logger = logging.getLogger(__name__)
 
@@ -214,6 +214,34 @@ def _check_settings(classes, per_class, size, seed):
         raise ValueError("classes must be even (half train, half test), got {}".format(classes))
 
 
+def _render_all(out_dir, image_root, classes, per_class, size, seed):
+    """Render and write every image; returns the (train rows, test rows) of the split files."""
+    glyphs = class_glyphs(classes, seed)
+    train_rows, test_rows = [], []
+    image_id = 0
+    for class_id, (text, font) in enumerate(glyphs, start=1):
+        os.makedirs(os.path.join(image_root, "{:03d}".format(class_id)), exist_ok=True)
+        for index in range(1, per_class + 1):
+            image_id += 1
+            rng = np.random.default_rng([seed, class_id, index])
+            image = render_image(text, font, size, rng)
+            relpath = _relpath(class_id, index)
+            ok = cv2.imwrite(
+                os.path.join(out_dir, relpath),
+                cv2.cvtColor(image, cv2.COLOR_RGB2BGR),
+                [cv2.IMWRITE_JPEG_QUALITY, JPEG_QUALITY],
+            )
+            if not ok:
+                raise ValueError(
+                    "cannot write {}; check that {} is writable".format(
+                        os.path.join(out_dir, relpath), out_dir
+                    )
+                )
+            rows = train_rows if class_id <= classes // 2 else test_rows
+            rows.append((image_id, class_id, relpath))
+    return train_rows, test_rows
+
+
 def generate_demo(out_dir, classes=48, per_class=40, size=72, seed=0, force=False):
     """Generate the demo dataset into ``out_dir`` (skipped when already complete).
 
@@ -251,29 +279,7 @@ def generate_demo(out_dir, classes=48, per_class=40, size=72, seed=0, force=Fals
         shutil.rmtree(image_root, ignore_errors=True)
     os.makedirs(out_dir, exist_ok=True)
 
-    glyphs = class_glyphs(classes, seed)
-    train_rows, test_rows = [], []
-    image_id = 0
-    for class_id, (text, font) in enumerate(glyphs, start=1):
-        os.makedirs(os.path.join(image_root, "{:03d}".format(class_id)), exist_ok=True)
-        for index in range(1, per_class + 1):
-            image_id += 1
-            rng = np.random.default_rng([seed, class_id, index])
-            image = render_image(text, font, size, rng)
-            relpath = _relpath(class_id, index)
-            ok = cv2.imwrite(
-                os.path.join(out_dir, relpath),
-                cv2.cvtColor(image, cv2.COLOR_RGB2BGR),
-                [cv2.IMWRITE_JPEG_QUALITY, JPEG_QUALITY],
-            )
-            if not ok:
-                raise ValueError(
-                    "cannot write {}; check that {} is writable".format(
-                        os.path.join(out_dir, relpath), out_dir
-                    )
-                )
-            rows = train_rows if class_id <= classes // 2 else test_rows
-            rows.append((image_id, class_id, relpath))
+    train_rows, test_rows = _render_all(out_dir, image_root, classes, per_class, size, seed)
     write_split(os.path.join(out_dir, "train.txt"), train_rows)
     write_split(os.path.join(out_dir, "test.txt"), test_rows)
     tmp_stamp = stamp_path + ".tmp"
@@ -292,13 +298,21 @@ def generate_demo(out_dir, classes=48, per_class=40, size=72, seed=0, force=Fals
     return out_dir
 
 
+SPEC = DatasetSpec(
+    name="demo",
+    default_data_dir="./data/demo",
+    prepare_command="python3 -m data.demo --out {data_dir}",
+    description="synthetic glyphs, generated offline (python3 -m data.demo)",
+)
+
+
 def main(argv=None):
     """Command line entry; returns the exit code (2 on a bad setting)."""
     parser = argparse.ArgumentParser(
         prog="python3 -m data.demo",
         description="Generate the synthetic demo dataset (text glyphs under random nuisances).",
     )
-    parser.add_argument("--out", default=DATASETS["demo"].default_data_dir, help="output directory")
+    parser.add_argument("--out", default=SPEC.default_data_dir, help="output directory")
     parser.add_argument("--classes", type=int, default=48, help="number of classes (even)")
     parser.add_argument("--per_class", type=int, default=40, help="images per class")
     parser.add_argument("--size", type=int, default=72, help="image side in pixels")

@@ -15,6 +15,8 @@ import os
 
 import numpy as np
 
+from .spec import DatasetSpec
+
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png")
 SPLITS = ("train", "test")
 LAYOUT_HINT = (
@@ -92,3 +94,12 @@ def folder_class_names(data_dir, which):
         if not name.startswith(".") and os.path.isdir(os.path.join(split_dir, name))
     )
 
+
+SPEC = DatasetSpec(
+    name="folder",
+    default_data_dir=None,
+    prepare_command=None,
+    layout_hint=LAYOUT_HINT,
+    read_split=read_folder_split,
+    description="your own images: DIR/train/<class>/*.jpg and DIR/test/<class>/*.jpg",
+)

@@ -18,14 +18,14 @@ import os
 
 import numpy as np
 
+from .spec import prepare_command
+
 logger = logging.getLogger(__name__)
 
 SPLIT_HEADER = "image_id class_id view_id path"
 
-_DEFAULT_FIX_HINT = (
-    "re-create it with 'python3 -m data.prepare cars196 --data_dir DIR' "
-    "(or 'python3 -m data.demo --out DIR' for the demo data)"
-)
+_DEFAULT_FIX_HINT = "re-create it with '{}' (or 'python3 -m data.demo --out DIR' for the demo data)".format(
+    prepare_command("cars196").format(data_dir="DIR"))
 
 
 def write_split(path, rows):
@@ -59,6 +59,17 @@ def write_split(path, rows):
     os.replace(tmp_path, path)
     logger.debug("wrote %d images to %s", len(lines) - 1, path)
     return len(lines) - 1
+
+
+def _check_ids(fields, split_path, line_number, hint):
+    """The three ids of a split line are integers; one line naming the field otherwise."""
+    for field_name, text in zip(("image_id", "class_id", "view_id"), fields[:3]):
+        try:
+            int(text)
+        except ValueError:
+            raise ValueError(
+                "{}:{}: {} {!r} is not an integer; {}".format(split_path, line_number, field_name, text, hint)
+            ) from None
 
 
 def read_split(split_path, data_dir, fix_hint=None):
@@ -108,15 +119,7 @@ def read_split(split_path, data_dir, fix_hint=None):
                     "{}:{}: expected 4 fields (image_id class_id view_id path), found {} in "
                     "{!r}; {}".format(split_path, line_number, len(fields), line.strip()[:80], hint)
                 )
-            for field_name, text in zip(("image_id", "class_id", "view_id"), fields[:3]):
-                try:
-                    int(text)
-                except ValueError:
-                    raise ValueError(
-                        "{}:{}: {} {!r} is not an integer; {}".format(
-                            split_path, line_number, field_name, text, hint
-                        )
-                    ) from None
+            _check_ids(fields, split_path, line_number, hint)
             labels.append(int(fields[1]))
             paths.append(os.path.join(data_root, fields[3]))
     if not paths:

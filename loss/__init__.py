@@ -9,9 +9,12 @@ Usage::
 
 Every loss returns a vector whose sum is the training objective: (B,) per-anchor values for
 ``hphn_triplet`` (the original's convention), (1,) for the batch-level losses. Building a loss from
-command-line flags, and which losses take unnormalised embeddings, is in :mod:`loss.factory`.
+command-line flags is in :mod:`loss.factory`. Each loss class declares what it needs
+(:class:`loss.base.MetricLoss`: ``takes_ee``, ``pair_layout``, ``wants_unit_embeddings``); adding a
+loss is its file and one line in ``LOSSES``.
 """
 from .angular import AngularLoss
+from .base import MetricLoss
 from .distance import pairwise_euclidean, same_label_mask
 from .embedding_expansion import EmbeddingExpansion
 from .hphn_triplet import HPHNTripletLoss
@@ -31,6 +34,7 @@ __all__ = [
     "EmbeddingExpansion",
     "HPHNTripletLoss",
     "LiftedStructuredLoss",
+    "MetricLoss",
     "MultiSimilarityLoss",
     "NPairLoss",
     "SymmAngularLoss",
@@ -40,9 +44,11 @@ __all__ = [
     "SymmetricalSynthesis",
     "TripletSemiHardLoss",
     "get_loss",
+    "loss_class",
     "normalize_loss_name",
     "pairwise_euclidean",
     "same_label_mask",
+    "wants_unit_embeddings",
 ]
 
 LOSSES = {
@@ -70,8 +76,8 @@ def normalize_loss_name(name):
     return name.strip().lower().replace("-", "_")
 
 
-def get_loss(name, **kwargs):
-    """Build the loss registered under ``name`` (see :func:`normalize_loss_name`) with ``kwargs``.
+def loss_class(name):
+    """The class registered under ``name`` (see :func:`normalize_loss_name`).
 
     Raises
     ------
@@ -81,4 +87,15 @@ def get_loss(name, **kwargs):
     key = normalize_loss_name(name)
     if key not in LOSSES:
         raise ValueError(f"unknown loss {name!r}; valid names: {', '.join(sorted(LOSSES))}.")
-    return LOSSES[key](**kwargs)
+    return LOSSES[key]
+
+
+def get_loss(name, **kwargs):
+    """Build the loss registered under ``name`` (see :func:`loss_class`) with ``kwargs``."""
+    return loss_class(name)(**kwargs)
+
+
+def wants_unit_embeddings(name):
+    """True when loss ``name`` trains on L2-normalised embeddings (the network's head normalises);
+    False for npair, angular and symm_*. Evaluation L2-normalises in either case."""
+    return loss_class(name).wants_unit_embeddings

@@ -1,10 +1,9 @@
 """Angular loss (N-pair form), on unnormalised embeddings."""
 import math
 
-from mxnet.gluon import HybridBlock
-
 from ._checks import check_int, check_real
 from ._ops import identity_mask, pair_l2_regulariser, pair_labels, pair_rows, softmax_cross_entropy, target_matrix
+from .base import MetricLoss
 from .npair import check_pair_layout
 
 
@@ -23,7 +22,7 @@ def angular_logits(F, x, y, sq_tan, eye):
     return diagonal * eye + off_diagonal * (1 - eye)
 
 
-class AngularLoss(HybridBlock):
+class AngularLoss(MetricLoss):
     """Angular loss in its N-pair form, with the N-pair regulariser.
 
     From "Deep Metric Learning with Angular Loss", Jian Wang, Feng Zhou, Shilei Wen, Xiao Liu and
@@ -63,19 +62,26 @@ class AngularLoss(HybridBlock):
         - **loss**: (1,) the weighted batch loss, dtype of ``embeddings``.
     """
 
+    loss_name = "angular"
+    pair_layout = "pairs"
+    wants_unit_embeddings = False
+
     def __init__(self, alpha=45.0, reg=0.002, weight=2.0, num_instances=2, n_inner_pts=0, **kwargs):
         super().__init__(**kwargs)
         self.alpha, self.sq_tan = check_angle(alpha)
         self.reg = check_real("reg", reg)
         self.weight = check_real("weight", weight)
-        self.num_instances = check_pair_layout(num_instances, self._loss_name)
+        self.num_instances = check_pair_layout(num_instances, self.loss_name)
         if check_int("n_inner_pts", n_inner_pts, minimum=0):
             raise ValueError(
-                f"{self._loss_name} does not combine with Embedding Expansion; use n_inner_pts=0, "
+                f"{self.loss_name} does not combine with Embedding Expansion; use n_inner_pts=0, "
                 f"got {n_inner_pts}."
             )
 
-    _loss_name = "angular"
+    @classmethod
+    def options_from_flags(cls, args):
+        return dict(alpha=args.angular_alpha, reg=args.npair_reg, weight=args.angular_weight,
+                    num_instances=args.num_instances, n_inner_pts=args.n_inner_pts)
 
     def logits(self, F, anchors, positives, eye):
         return angular_logits(F, anchors, positives, self.sq_tan, eye)

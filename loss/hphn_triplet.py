@@ -1,14 +1,13 @@
 """Hardest-positive hardest-negative (HPHN) triplet loss, with optional Embedding Expansion."""
-from mxnet.gluon import HybridBlock
-
 from ._candidates import originals_block
 from ._checks import check_bool, check_real
 from ._ops import distinct_synthetic_points, pick_max, pick_min
+from .base import MetricLoss
 from .distance import pairwise_euclidean, same_label_mask
 from .embedding_expansion import EmbeddingExpansion
 
 
-class HPHNTripletLoss(HybridBlock):
+class HPHNTripletLoss(MetricLoss):
     """HPHN triplet loss over a batch expanded by Embedding Expansion.
 
     From "Embedding Expansion: Augmentation in Embedding Space for Deep Metric Learning",
@@ -103,6 +102,10 @@ class HPHNTripletLoss(HybridBlock):
     even B works.
     """
 
+    loss_name = "hphn_triplet"
+    takes_ee = True
+    pair_layout = "pairs"
+
     def __init__(
         self, margin=0.2, soft_margin=False, num_instances=2, n_inner_pts=0, l2_norm=True,
         distinct_points=False, **kwargs
@@ -117,6 +120,12 @@ class HPHNTripletLoss(HybridBlock):
     @property
     def n_inner_pts(self):
         return self.expansion.n_inner_pts
+
+    @classmethod
+    def options_from_flags(cls, args):
+        return dict(margin=args.margin, soft_margin=args.soft_margin, l2_norm=args.ee_l2norm,
+                    num_instances=args.num_instances, n_inner_pts=args.n_inner_pts,
+                    distinct_points=args.hphn_distinct_points)
 
     def hybrid_forward(self, F, embeddings, labels):
         n = self.n_inner_pts

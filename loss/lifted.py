@@ -1,13 +1,12 @@
 """Lifted structured loss (smooth form), with optional Embedding Expansion."""
-from mxnet.gluon import HybridBlock
-
-from ._candidates import build_expansion, negative_candidates, originals_block
+from ._candidates import negative_candidates, originals_block
 from ._checks import check_real
 from ._ops import NEG_FILL, identity_mask
+from .base import MetricLoss
 from .distance import pairwise_euclidean, same_label_mask
 
 
-class LiftedStructuredLoss(HybridBlock):
+class LiftedStructuredLoss(MetricLoss):
     """Lifted structured loss, smooth upper bound.
 
     From "Deep Metric Learning via Lifted Structured Feature Embedding", Hyun Oh Song, Yu Xiang,
@@ -31,12 +30,8 @@ class LiftedStructuredLoss(HybridBlock):
     ----------
     margin : float, default 1.0
         The paper's alpha.
-    num_instances : int, default 2
-        Images per class in a batch; must be even when n_inner_pts > 0.
-    n_inner_pts : int, default 0
-        Synthetic points per pair (Embedding Expansion); 0 disables EE.
-    l2_norm : bool, default True
-        L2-normalise the synthetic points.
+    num_instances, n_inner_pts, l2_norm
+        The EE set-up (2, 0, True; see :class:`MetricLoss`).
 
     Inputs:
         - **embeddings**: (B, D), L2-normalised; with EE rows (2i, 2i+1) share a class.
@@ -46,19 +41,18 @@ class LiftedStructuredLoss(HybridBlock):
         - **loss**: (1,) the batch loss, dtype of ``embeddings``.
     """
 
+    loss_name = "lifted"
+    takes_ee = True
+
     def __init__(self, margin=1.0, num_instances=2, n_inner_pts=0, l2_norm=True, **kwargs):
         super().__init__(**kwargs)
         self.margin = check_real("margin", margin)
-        self.num_instances = num_instances
-        with self.name_scope():
-            self.synthesis = self._build_synthesis(num_instances, n_inner_pts, l2_norm)
+        self._attach_synthesis(num_instances, n_inner_pts, l2_norm)
 
-    def _build_synthesis(self, num_instances, n_inner_pts, l2_norm):
-        return build_expansion(num_instances, n_inner_pts, l2_norm)
-
-    @property
-    def n_inner_pts(self):
-        return getattr(self.synthesis, "n_inner_pts", 0)
+    @classmethod
+    def options_from_flags(cls, args):
+        return dict(margin=args.lifted_margin, l2_norm=args.ee_l2norm, num_instances=args.num_instances,
+                    n_inner_pts=args.n_inner_pts)
 
     def hybrid_forward(self, F, embeddings, labels):
         candidates, candidate_labels = negative_candidates(F, self.synthesis, embeddings, labels)
@@ -88,7 +82,4 @@ class LiftedStructuredLoss(HybridBlock):
         return F.sum(terms) / (2 * F.maximum(num_ordered, F.ones_like(num_ordered)))
 
     def __repr__(self):
-        return (
-            f"{self.__class__.__name__}(margin={self.margin}, num_instances={self.num_instances}, "
-            f"n_inner_pts={self.n_inner_pts}, l2_norm={getattr(self.synthesis, 'l2_norm', True)})"
-        )
+        return f"{self.__class__.__name__}(margin={self.margin}, {self._synthesis_repr()})"

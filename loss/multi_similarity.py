@@ -1,13 +1,12 @@
 """Multi-similarity loss with its pair mining, with optional Embedding Expansion."""
-from mxnet.gluon import HybridBlock
-
-from ._candidates import build_expansion, negative_candidates, originals_block
+from ._candidates import negative_candidates, originals_block
 from ._checks import check_real
 from ._ops import identity_mask, masked_log1p_sum_exp
+from .base import MetricLoss
 from .distance import same_label_mask
 
 
-class MultiSimilarityLoss(HybridBlock):
+class MultiSimilarityLoss(MetricLoss):
     """Multi-similarity (MS) loss with MS pair mining.
 
     From "Multi-Similarity Loss with General Pair Weighting for Deep Metric Learning", Xun Wang,
@@ -41,12 +40,8 @@ class MultiSimilarityLoss(HybridBlock):
         The similarity margin lambda.
     epsilon : float, default 0.1
         Margin of the pair mining.
-    num_instances : int, default 2
-        Images per class in a batch; must be even when n_inner_pts > 0.
-    n_inner_pts : int, default 0
-        Synthetic points per pair (Embedding Expansion); 0 disables EE.
-    l2_norm : bool, default True
-        L2-normalise the synthetic points.
+    num_instances, n_inner_pts, l2_norm
+        The EE set-up (2, 0, True; see :class:`MetricLoss`).
 
     Inputs:
         - **embeddings**: (B, D), L2-normalised; with EE rows (2i, 2i+1) share a class.
@@ -55,6 +50,9 @@ class MultiSimilarityLoss(HybridBlock):
     Outputs:
         - **loss**: (1,) the batch loss, dtype of ``embeddings``.
     """
+
+    loss_name = "multi_similarity"
+    takes_ee = True
 
     def __init__(self, alpha=2.0, beta=50.0, base=0.5, epsilon=0.1, num_instances=2, n_inner_pts=0,
                  l2_norm=True, **kwargs):
@@ -65,13 +63,12 @@ class MultiSimilarityLoss(HybridBlock):
             raise ValueError(f"alpha and beta must be positive, got alpha={self.alpha}, beta={self.beta}.")
         self.base = check_real("base", base)
         self.epsilon = check_real("epsilon", epsilon)
-        self.num_instances = num_instances
-        with self.name_scope():
-            self.synthesis = build_expansion(num_instances, n_inner_pts, l2_norm)
+        self._attach_synthesis(num_instances, n_inner_pts, l2_norm)
 
-    @property
-    def n_inner_pts(self):
-        return getattr(self.synthesis, "n_inner_pts", 0)
+    @classmethod
+    def options_from_flags(cls, args):
+        return dict(alpha=args.ms_alpha, beta=args.ms_beta, base=args.ms_base, epsilon=args.ms_epsilon,
+                    l2_norm=args.ee_l2norm, num_instances=args.num_instances, n_inner_pts=args.n_inner_pts)
 
     def hybrid_forward(self, F, embeddings, labels):
         candidates, candidate_labels = negative_candidates(F, self.synthesis, embeddings, labels)
@@ -100,6 +97,5 @@ class MultiSimilarityLoss(HybridBlock):
     def __repr__(self):
         return (
             f"{self.__class__.__name__}(alpha={self.alpha}, beta={self.beta}, base={self.base}, "
-            f"epsilon={self.epsilon}, num_instances={self.num_instances}, n_inner_pts={self.n_inner_pts}, "
-            f"l2_norm={getattr(self.synthesis, 'l2_norm', True)})"
+            f"epsilon={self.epsilon}, {self._synthesis_repr()})"
         )

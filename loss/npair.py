@@ -1,10 +1,8 @@
 """Multi-class N-pair loss, with optional Embedding Expansion."""
-from mxnet.gluon import HybridBlock
-
-from ._candidates import build_expansion
 from ._checks import check_int, check_real
 from ._ops import (distinct_synthetic_points, pair_l2_regulariser, pair_labels, pair_rows, pick_max,
                    softmax_cross_entropy, target_matrix)
+from .base import MetricLoss
 
 
 def check_pair_layout(num_instances, loss_name):
@@ -18,7 +16,7 @@ def check_pair_layout(num_instances, loss_name):
     return num_instances
 
 
-class NPairLoss(HybridBlock):
+class NPairLoss(MetricLoss):
     """Multi-class N-pair loss with its L2 regulariser, on unnormalised embeddings.
 
     From "Improved Deep Metric Learning with Multi-class N-pair Loss Objective", Kihyuk Sohn,
@@ -60,21 +58,25 @@ class NPairLoss(HybridBlock):
         - **loss**: (1,) the batch loss, dtype of ``embeddings``.
     """
 
+    loss_name = "npair"
+    takes_ee = True
+    pair_layout = "pairs"
+    wants_unit_embeddings = False
+
     def __init__(self, reg=0.002, num_instances=2, n_inner_pts=0, l2_norm=False, **kwargs):
         super().__init__(**kwargs)
         self.reg = check_real("reg", reg)
-        self.num_instances = check_pair_layout(num_instances, "npair")
-        with self.name_scope():
-            self.synthesis = build_expansion(num_instances, n_inner_pts, l2_norm)
+        self._attach_synthesis(check_pair_layout(num_instances, self.loss_name), n_inner_pts, l2_norm)
         if self.synthesis is not None and self.synthesis.l2_norm:
             raise ValueError(
                 "npair takes unnormalised embeddings, so its Embedding Expansion points must not be "
                 "L2-normalised; pass l2_norm=False (--ee_l2norm=False)."
             )
 
-    @property
-    def n_inner_pts(self):
-        return getattr(self.synthesis, "n_inner_pts", 0)
+    @classmethod
+    def options_from_flags(cls, args):
+        return dict(reg=args.npair_reg, l2_norm=args.ee_l2norm if args.n_inner_pts else False,
+                    num_instances=args.num_instances, n_inner_pts=args.n_inner_pts)
 
     def hybrid_forward(self, F, embeddings, labels):
         anchors, positives = pair_rows(F, embeddings)
@@ -92,7 +94,4 @@ class NPairLoss(HybridBlock):
         return loss + pair_l2_regulariser(F, anchors, positives, self.reg)
 
     def __repr__(self):
-        return (
-            f"{self.__class__.__name__}(reg={self.reg}, num_instances={self.num_instances}, "
-            f"n_inner_pts={self.n_inner_pts}, l2_norm={getattr(self.synthesis, 'l2_norm', False)})"
-        )
+        return f"{self.__class__.__name__}(reg={self.reg}, {self._synthesis_repr(l2_norm_default=False)})"

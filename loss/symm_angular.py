@@ -33,13 +33,8 @@ class SymmAngularLoss(SymmNPairLoss):
     weight : float, default 1.0
         Weight of the loss in the total (the Symm release's ``w_symm_angular``; the plain angular
         loss has 2.0).
-    num_instances : int, default 2
-        Must be 2.
-    n_inner_pts : int, default 0
-        Must be 0 (Symm does not combine with EE).
-    symm_ratio, symm_norm_ratio : float, default 2.0, 1.0
-    symm_norm : bool, default False
-        See :class:`SymmetricalSynthesis`.
+    num_instances, n_inner_pts, symm_ratio, symm_norm_ratio, symm_norm
+        The Symm set-up (2, 0, 2.0, 1.0, False; see :class:`MetricLoss`).
 
     Inputs:
         - **embeddings**: (B, D), rows (2i, 2i+1) a pair of one class, not normalised.
@@ -49,7 +44,7 @@ class SymmAngularLoss(SymmNPairLoss):
         - **loss**: (1,) the weighted batch loss, dtype of ``embeddings``.
     """
 
-    _loss_name = "symm_angular"
+    loss_name = "symm_angular"
 
     def __init__(self, alpha=45.0, reg=0.002, weight=1.0, num_instances=2, n_inner_pts=0, symm_ratio=2.0,
                  symm_norm_ratio=1.0, symm_norm=False, **kwargs):
@@ -57,6 +52,12 @@ class SymmAngularLoss(SymmNPairLoss):
                          symm_norm_ratio=symm_norm_ratio, symm_norm=symm_norm, **kwargs)
         self.alpha, self.sq_tan = check_angle(alpha)
         self.weight = check_real("weight", weight)
+
+    @classmethod
+    def options_from_flags(cls, args):
+        return dict(num_instances=args.num_instances, n_inner_pts=args.n_inner_pts, symm_ratio=args.symm_ratio,
+                    symm_norm_ratio=args.symm_norm_ratio, symm_norm=args.symm_norm, alpha=args.angular_alpha,
+                    reg=args.npair_reg, weight=args.symm_angular_weight)
 
     def similarity_pairs(self, anchors, positives, sym1, sym2):
         """The 12 ordered pairs of the release, in its order."""
@@ -69,8 +70,5 @@ class SymmAngularLoss(SymmNPairLoss):
         return angular_logits(F, x, y, self.sq_tan, eye)
 
     def __repr__(self):
-        s = self.synthesis
-        return (
-            f"{self.__class__.__name__}(alpha={self.alpha}, reg={self.reg}, weight={self.weight}, "
-            f"symm_ratio={s.symm_ratio}, symm_norm_ratio={s.symm_norm_ratio}, symm_norm={s.symm_norm})"
-        )
+        return (f"{self.__class__.__name__}(alpha={self.alpha}, reg={self.reg}, weight={self.weight}, "
+                f"{self._synthesis_repr()})")

@@ -1,6 +1,5 @@
 """Lifted structured loss whose negatives include the points of Symmetrical Synthesis."""
 from .lifted import LiftedStructuredLoss
-from .symmetrical_synthesis import SymmetricalSynthesis, check_symm_args
 
 
 class SymmLiftedLoss(LiftedStructuredLoss):
@@ -24,13 +23,8 @@ class SymmLiftedLoss(LiftedStructuredLoss):
     Parameters
     ----------
     margin : float, default 1.0
-    num_instances : int, default 2
-        Must be 2.
-    n_inner_pts : int, default 0
-        Must be 0 (Symm does not combine with EE).
-    symm_ratio, symm_norm_ratio : float, default 2.0, 1.0
-    symm_norm : bool, default False
-        See :class:`SymmetricalSynthesis`.
+    num_instances, n_inner_pts, symm_ratio, symm_norm_ratio, symm_norm
+        The Symm set-up (2, 0, 2.0, 1.0, False; see :class:`MetricLoss`).
 
     Inputs:
         - **embeddings**: (B, D), rows (2i, 2i+1) a pair of one class, not normalised.
@@ -40,18 +34,15 @@ class SymmLiftedLoss(LiftedStructuredLoss):
         - **loss**: (1,) the batch loss.
     """
 
+    loss_name = "symm_lifted"
+    symmetrical = True
+
     def __init__(self, margin=1.0, num_instances=2, n_inner_pts=0, symm_ratio=2.0, symm_norm_ratio=1.0,
                  symm_norm=False, **kwargs):
-        self._symm_args = check_symm_args(
-            num_instances, n_inner_pts, symm_ratio, symm_norm_ratio, symm_norm, "symm_lifted"
-        )
+        self._check_symm(num_instances, n_inner_pts, symm_ratio, symm_norm_ratio, symm_norm)
         super().__init__(margin=margin, num_instances=num_instances, **kwargs)
 
-    def _build_synthesis(self, num_instances, n_inner_pts, l2_norm):
-        return SymmetricalSynthesis(*self._symm_args)
-
-    def __repr__(self):
-        return (
-            f"{self.__class__.__name__}(margin={self.margin}, symm_ratio={self.synthesis.symm_ratio}, "
-            f"symm_norm_ratio={self.synthesis.symm_norm_ratio}, symm_norm={self.synthesis.symm_norm})"
-        )
+    @classmethod
+    def options_from_flags(cls, args):
+        return dict(num_instances=args.num_instances, n_inner_pts=args.n_inner_pts, symm_ratio=args.symm_ratio,
+                    symm_norm_ratio=args.symm_norm_ratio, symm_norm=args.symm_norm, margin=args.lifted_margin)

@@ -1,13 +1,11 @@
 """Symmetrical Synthesis + N-pair loss."""
-from mxnet.gluon import HybridBlock
-
 from ._checks import check_real
 from ._ops import (identity_mask, pair_l2_regulariser, pair_labels, pair_rows, pick_max, softmax_cross_entropy,
                    target_matrix)
-from .symmetrical_synthesis import SymmetricalSynthesis, check_symm_args
+from .base import MetricLoss
 
 
-class SymmNPairLoss(HybridBlock):
+class SymmNPairLoss(MetricLoss):
     """Symmetrical Synthesis + multi-class N-pair loss, on unnormalised embeddings.
 
     From "Symmetrical Synthesis for Deep Metric Learning", Geonmo Gu and Byungsoo Ko, AAAI 2020,
@@ -30,13 +28,8 @@ class SymmNPairLoss(HybridBlock):
     ----------
     reg : float, default 0.002
         The regulariser's lambda.
-    num_instances : int, default 2
-        Must be 2.
-    n_inner_pts : int, default 0
-        Must be 0 (Symm does not combine with EE).
-    symm_ratio, symm_norm_ratio : float, default 2.0, 1.0
-    symm_norm : bool, default False
-        See :class:`SymmetricalSynthesis`.
+    num_instances, n_inner_pts, symm_ratio, symm_norm_ratio, symm_norm
+        The Symm set-up (2, 0, 2.0, 1.0, False; see :class:`MetricLoss`).
 
     Inputs:
         - **embeddings**: (B, D), rows (2i, 2i+1) a pair of one class, not normalised.
@@ -46,18 +39,21 @@ class SymmNPairLoss(HybridBlock):
         - **loss**: (1,) the batch loss, dtype of ``embeddings``.
     """
 
-    _loss_name = "symm_npair"
+    loss_name = "symm_npair"
+    symmetrical = True
 
     def __init__(self, reg=0.002, num_instances=2, n_inner_pts=0, symm_ratio=2.0, symm_norm_ratio=1.0,
                  symm_norm=False, **kwargs):
         super().__init__(**kwargs)
-        symm_args = check_symm_args(num_instances, n_inner_pts, symm_ratio, symm_norm_ratio, symm_norm,
-                                    self._loss_name)
+        symm_args = self._check_symm(num_instances, n_inner_pts, symm_ratio, symm_norm_ratio, symm_norm)
         self.reg = check_real("reg", reg)
-        self.num_instances = symm_args[0]
         self.weight = 1.0
-        with self.name_scope():
-            self.synthesis = SymmetricalSynthesis(*symm_args)
+        self._attach_synthesis(symm_args[0])
+
+    @classmethod
+    def options_from_flags(cls, args):
+        return dict(num_instances=args.num_instances, n_inner_pts=args.n_inner_pts, symm_ratio=args.symm_ratio,
+                    symm_norm_ratio=args.symm_norm_ratio, symm_norm=args.symm_norm, reg=args.npair_reg)
 
     def similarity_pairs(self, anchors, positives, sym1, sym2):
         """The (X, Y) pairs whose logit matrices are maxed over, in order."""
@@ -81,8 +77,4 @@ class SymmNPairLoss(HybridBlock):
         return self.weight * (loss + pair_l2_regulariser(F, anchors, positives, self.reg))
 
     def __repr__(self):
-        s = self.synthesis
-        return (
-            f"{self.__class__.__name__}(reg={self.reg}, symm_ratio={s.symm_ratio}, "
-            f"symm_norm_ratio={s.symm_norm_ratio}, symm_norm={s.symm_norm})"
-        )
+        return f"{self.__class__.__name__}(reg={self.reg}, {self._synthesis_repr()})"

@@ -1,5 +1,4 @@
 """Semi-hard triplet loss whose negatives include the points of Symmetrical Synthesis."""
-from .symmetrical_synthesis import SymmetricalSynthesis, check_symm_args
 from .triplet import TripletSemiHardLoss
 
 
@@ -28,13 +27,8 @@ class SymmTripletLoss(TripletSemiHardLoss):
     ----------
     margin : float, default 0.2
     squared : bool, default True
-    num_instances : int, default 2
-        Must be 2.
-    n_inner_pts : int, default 0
-        Must be 0 (Symm does not combine with EE); accepted so all losses share the argument.
-    symm_ratio, symm_norm_ratio : float, default 2.0, 1.0
-    symm_norm : bool, default False
-        See :class:`SymmetricalSynthesis`.
+    num_instances, n_inner_pts, symm_ratio, symm_norm_ratio, symm_norm
+        The Symm set-up (2, 0, 2.0, 1.0, False; see :class:`MetricLoss`).
 
     Inputs:
         - **embeddings**: (B, D), rows (2i, 2i+1) a pair of one class, not normalised.
@@ -44,19 +38,16 @@ class SymmTripletLoss(TripletSemiHardLoss):
         - **loss**: (1,) the batch loss.
     """
 
+    loss_name = "symm_triplet"
+    symmetrical = True
+
     def __init__(self, margin=0.2, squared=True, num_instances=2, n_inner_pts=0, symm_ratio=2.0,
                  symm_norm_ratio=1.0, symm_norm=False, **kwargs):
-        self._symm_args = check_symm_args(
-            num_instances, n_inner_pts, symm_ratio, symm_norm_ratio, symm_norm, "symm_triplet"
-        )
+        self._check_symm(num_instances, n_inner_pts, symm_ratio, symm_norm_ratio, symm_norm)
         super().__init__(margin=margin, squared=squared, num_instances=num_instances, **kwargs)
 
-    def _build_synthesis(self, num_instances, n_inner_pts, l2_norm):
-        return SymmetricalSynthesis(*self._symm_args)
-
-    def __repr__(self):
-        return (
-            f"{self.__class__.__name__}(margin={self.margin}, squared={self.squared}, "
-            f"symm_ratio={self.synthesis.symm_ratio}, symm_norm_ratio={self.synthesis.symm_norm_ratio}, "
-            f"symm_norm={self.synthesis.symm_norm})"
-        )
+    @classmethod
+    def options_from_flags(cls, args):
+        return dict(num_instances=args.num_instances, n_inner_pts=args.n_inner_pts, symm_ratio=args.symm_ratio,
+                    symm_norm_ratio=args.symm_norm_ratio, symm_norm=args.symm_norm, margin=args.triplet_margin,
+                    squared=args.triplet_squared)

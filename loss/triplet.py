@@ -1,13 +1,12 @@
 """Triplet margin loss with semi-hard negative mining, with optional Embedding Expansion."""
-from mxnet.gluon import HybridBlock
-
-from ._candidates import build_expansion, negative_candidates, originals_block
+from ._candidates import negative_candidates, originals_block
 from ._checks import check_bool, check_real
 from ._ops import identity_mask, pick_max, pick_min
+from .base import MetricLoss
 from .distance import pairwise_euclidean, same_label_mask
 
 
-class TripletSemiHardLoss(HybridBlock):
+class TripletSemiHardLoss(MetricLoss):
     """Triplet loss with semi-hard negatives, averaged over the triplets that contribute.
 
     From "FaceNet: A Unified Embedding for Face Recognition and Clustering", Florian Schroff,
@@ -36,12 +35,8 @@ class TripletSemiHardLoss(HybridBlock):
         FaceNet's alpha.
     squared : bool, default True
         Use squared Euclidean distances (FaceNet, TensorFlow) instead of Euclidean ones.
-    num_instances : int, default 2
-        Images per class in a batch; must be even when n_inner_pts > 0.
-    n_inner_pts : int, default 0
-        Synthetic points per pair (Embedding Expansion); 0 disables EE.
-    l2_norm : bool, default True
-        L2-normalise the synthetic points.
+    num_instances, n_inner_pts, l2_norm
+        The EE set-up (2, 0, True; see :class:`MetricLoss`).
 
     Inputs:
         - **embeddings**: (B, D), L2-normalised; with EE rows (2i, 2i+1) share a class.
@@ -51,22 +46,21 @@ class TripletSemiHardLoss(HybridBlock):
         - **loss**: (1,) the batch loss, dtype of ``embeddings``.
     """
 
+    loss_name = "triplet"
+    takes_ee = True
+
     def __init__(self, margin=0.2, squared=True, num_instances=2, n_inner_pts=0, l2_norm=True, **kwargs):
         super().__init__(**kwargs)
         self.margin = check_real("margin", margin)
         if self.margin < 0:
             raise ValueError(f"margin must be 0 or more, got {self.margin}.")
         self.squared = check_bool("squared", squared)
-        self.num_instances = num_instances
-        with self.name_scope():
-            self.synthesis = self._build_synthesis(num_instances, n_inner_pts, l2_norm)
+        self._attach_synthesis(num_instances, n_inner_pts, l2_norm)
 
-    def _build_synthesis(self, num_instances, n_inner_pts, l2_norm):
-        return build_expansion(num_instances, n_inner_pts, l2_norm)
-
-    @property
-    def n_inner_pts(self):
-        return getattr(self.synthesis, "n_inner_pts", 0)
+    @classmethod
+    def options_from_flags(cls, args):
+        return dict(margin=args.triplet_margin, squared=args.triplet_squared, l2_norm=args.ee_l2norm,
+                    num_instances=args.num_instances, n_inner_pts=args.n_inner_pts)
 
     def hybrid_forward(self, F, embeddings, labels):
         candidates, candidate_labels = negative_candidates(F, self.synthesis, embeddings, labels)
@@ -95,8 +89,4 @@ class TripletSemiHardLoss(HybridBlock):
         return F.sum(per_triplet) / F.maximum(count, F.ones_like(count))
 
     def __repr__(self):
-        return (
-            f"{self.__class__.__name__}(margin={self.margin}, squared={self.squared}, "
-            f"num_instances={self.num_instances}, n_inner_pts={self.n_inner_pts}, "
-            f"l2_norm={getattr(self.synthesis, 'l2_norm', True)})"
-        )
+        return f"{self.__class__.__name__}(margin={self.margin}, squared={self.squared}, {self._synthesis_repr()})"

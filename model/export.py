@@ -16,6 +16,7 @@ The same graph is written as ``PREFIX.onnx`` for runtimes without MXNet (``model
 
 ``PREFIX-meta.json`` records what the graph expects and returns (see ``export_network``).
 """
+import glob
 import json
 import logging
 import os
@@ -23,15 +24,19 @@ import os
 import mxnet as mx
 
 from .embedding import IMAGENET_MEAN_RGB, IMAGENET_STD_RGB
+from .onnx_export import OPSET as ONNX_OPSET
 
 logger = logging.getLogger(__name__)
 
 META_FORMAT_VERSION = 1
 
 
+SYMBOL_SUFFIX = "-symbol.json"
+
+
 def exported_files(path_prefix, epoch=0):
     """``(symbol_file, params_file, meta_file)`` of an export under ``path_prefix``."""
-    return ("%s-symbol.json" % path_prefix, "%s-%04d.params" % (path_prefix, epoch),
+    return ("%s%s" % (path_prefix, SYMBOL_SUFFIX), "%s-%04d.params" % (path_prefix, epoch),
             "%s-meta.json" % path_prefix)
 
 
@@ -40,9 +45,44 @@ def exported_onnx_file(path_prefix):
     return "%s.onnx" % path_prefix
 
 
+def export_prefix(symbol_file):
+    """``PREFIX`` of ``PREFIX-symbol.json``, or None when ``symbol_file`` is no exported graph."""
+    return symbol_file[: -len(SYMBOL_SUFFIX)] if symbol_file.endswith(SYMBOL_SUFFIX) else None
+
+
+def exported_params_files(path_prefix):
+    """Every ``PREFIX-NNNN.params`` beside an export, sorted."""
+    return sorted(glob.glob(glob.escape(path_prefix) + "-[0-9][0-9][0-9][0-9].params"))
+
+
 def _first_context(net):
     contexts = net.collect_params().list_ctx()
     return contexts[0]
+
+
+def _metadata(net, image_size, embed_dim, symbol_file, params_file, onnx_file=None):
+    """The content of ``PREFIX-meta.json`` (see :func:`export_network`)."""
+    head = getattr(net, "head", None)
+    backbone = getattr(net, "backbone", None)
+    return {
+        "format_version": META_FORMAT_VERSION,
+        "symbol_file": os.path.basename(symbol_file),
+        "params_file": os.path.basename(params_file),
+        "input_names": ["data"],
+        "onnx_file": os.path.basename(onnx_file) if onnx_file else None,
+        "onnx_opset": ONNX_OPSET if onnx_file else None,
+        "image_size": image_size,
+        "embed_dim": embed_dim,
+        "backbone": getattr(backbone, "zoo_name", None),
+        "input": {"name": "data", "dtype": "uint8", "layout": "NHWC", "channels": "RGB",
+                  "value_range": [0, 255], "shape": ["N", image_size, image_size, 3]},
+        "output": {"dtype": "float32", "shape": ["N", embed_dim]},
+        "normalization_inside": {"mean_rgb": list(IMAGENET_MEAN_RGB), "std_rgb": list(IMAGENET_STD_RGB),
+                                 "formula": "(x / 255 - mean) / std"},
+        "l2_normalized": bool(getattr(head, "l2_normalize", False)),
+        "resize": "bilinear (OpenCV INTER_LINEAR) of the whole image to image_size x image_size",
+        "mxnet_version": mx.__version__,
+    }
 
 
 def export_network(net, path_prefix, image_size, ctx=None, onnx=True):
@@ -91,29 +131,9 @@ def export_network(net, path_prefix, image_size, ctx=None, onnx=True):
     symbol_file, params_file, meta_file = exported_files(path_prefix)
     onnx_file = None
     if onnx:
-        from .onnx_export import export_onnx, OPSET
+        from .onnx_export import export_onnx  # imports onnx: only when asked
         onnx_file = export_onnx(symbol_file, params_file, exported_onnx_file(path_prefix), image_size)
-    head = getattr(net, "head", None)
-    backbone = getattr(net, "backbone", None)
-    meta = {
-        "format_version": META_FORMAT_VERSION,
-        "symbol_file": os.path.basename(symbol_file),
-        "params_file": os.path.basename(params_file),
-        "input_names": ["data"],
-        "onnx_file": os.path.basename(onnx_file) if onnx_file else None,
-        "onnx_opset": OPSET if onnx_file else None,
-        "image_size": image_size,
-        "embed_dim": embed_dim,
-        "backbone": getattr(backbone, "zoo_name", None),
-        "input": {"name": "data", "dtype": "uint8", "layout": "NHWC", "channels": "RGB",
-                  "value_range": [0, 255], "shape": ["N", image_size, image_size, 3]},
-        "output": {"dtype": "float32", "shape": ["N", embed_dim]},
-        "normalization_inside": {"mean_rgb": list(IMAGENET_MEAN_RGB), "std_rgb": list(IMAGENET_STD_RGB),
-                                 "formula": "(x / 255 - mean) / std"},
-        "l2_normalized": bool(getattr(head, "l2_normalize", False)),
-        "resize": "bilinear (OpenCV INTER_LINEAR) of the whole image to image_size x image_size",
-        "mxnet_version": mx.__version__,
-    }
+    meta = _metadata(net, image_size, embed_dim, symbol_file, params_file, onnx_file)
     with open(meta_file + ".tmp", "w") as handle:
         json.dump(meta, handle, indent=2, sort_keys=True)
     os.replace(meta_file + ".tmp", meta_file)

@@ -16,7 +16,7 @@ check_numpy_version()
 @pytest.fixture(autouse=True)
 def no_network(monkeypatch):
     """No test downloads: every download attempt fails as offline and is recorded (the list)."""
-    from data import prepare
+    from data import preparation as prepare
 
     calls = []
 

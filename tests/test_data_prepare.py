@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import scipy.io
 
-from data import prepare
+from data import cars196, prepare
 from data.meta import read_split
 
 
@@ -52,7 +52,7 @@ def test_split_files_from_fake_mat(tmp_path):
 
 def test_cli_success(tmp_path, monkeypatch, capsys):
     data_dir = str(tmp_path / "cars")
-    monkeypatch.setattr(prepare, "CARS196_NUM_IMAGES", _fake_cars(data_dir))
+    monkeypatch.setattr(cars196, "CARS196_NUM_IMAGES", _fake_cars(data_dir))
     assert prepare.main(["cars196", "--data_dir", data_dir]) == 0, "prepare should succeed"
     assert "wrote" in capsys.readouterr().out, "success should be reported"
 
@@ -67,7 +67,7 @@ def test_wrong_count_is_reported(tmp_path, capsys):
 
 def test_missing_images_listed(tmp_path, monkeypatch, capsys):
     data_dir = str(tmp_path / "cars")
-    monkeypatch.setattr(prepare, "CARS196_NUM_IMAGES", _fake_cars(data_dir))
+    monkeypatch.setattr(cars196, "CARS196_NUM_IMAGES", _fake_cars(data_dir))
     os.remove(os.path.join(data_dir, "car_ims", "000002.jpg"))
     assert prepare.main(["cars196", "--data_dir", data_dir]) == 2, "missing image must exit 2"
     err = capsys.readouterr().err.strip()

@@ -4,9 +4,9 @@ import argparse
 import pytest
 
 from loss import LOSSES, HPHNTripletLoss
-from loss.factory import (COMPAT_FLAG_HELP, add_loss_arguments, build_loss_from_args, check_loss_args,
-                          loss_wants_normalized_embeddings)
-from utils.options import build_parser
+from loss import wants_unit_embeddings as loss_wants_normalized_embeddings
+from loss.factory import build_loss_from_args, check_loss_args
+from utils.options import COMPAT_FLAG_HELP, add_loss_arguments, build_parser
 
 
 def full_parser():

@@ -28,3 +28,16 @@ def test_two_commands_first_and_in_the_makefile():
         "Makefile must define demo and test"
     ci = open(os.path.join(ROOT, ".ci", "run")).read()
     assert "make test" in ci, ".ci/run must run the README's test command"
+
+
+def test_layout_names_every_top_level_part():
+    text = _readme()
+    match = re.search(r"## Layout\n\n```\n(.*?)```", text, re.S)
+    assert match, "README.md must have a Layout section with a code block"
+    named = {line.split()[0] for line in match.group(1).splitlines() if line and not line[0].isspace()}
+    parts = {name + ("/" if os.path.isdir(os.path.join(ROOT, name)) else "") for name in os.listdir(ROOT)
+             if not name.startswith(".") and (name.endswith(".py") or (
+                 os.path.isdir(os.path.join(ROOT, name))
+                 and any(f.endswith(".py") for f in os.listdir(os.path.join(ROOT, name)))))}
+    assert parts <= named, "README Layout misses %s" % sorted(parts - named)
+    assert named <= parts, "README Layout names what is not there: %s" % sorted(named - parts)

@@ -7,11 +7,11 @@ import argparse
 import re
 import sys
 
-import main
+from utils.options import build_full_parser
 
 
 def flags_markdown():
-    parser = main.build_full_parser()
+    parser = build_full_parser()
     lines = []
     for group in parser._action_groups:
         actions = [a for a in group._group_actions if not isinstance(a, argparse._HelpAction)]

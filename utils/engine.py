@@ -119,6 +119,15 @@ def share_untrained_parameters(net):
             param.set_data(param._reduce())
 
 
+def embed_batch(net, images, ctx):
+    """The network's outputs for one batch split over ``ctx`` (unevenly when needed), as a
+    float32 NumPy array; a batch smaller than the number of devices goes to the first ones."""
+    devices = ctx[: min(len(ctx), images.shape[0])]
+    parts = mx.gluon.utils.split_and_load(images, devices, even_split=False)
+    outputs = [net(part) for part in parts]
+    return np.concatenate([output.asnumpy() for output in outputs], axis=0).astype(np.float32, copy=False)
+
+
 def embed_dataset(net, loader, ctx, progress=True, desc="embedding", after_batch=None):
     """Embeddings of every image of ``loader`` (in order), as a float32 (N, D) NumPy array.
 
@@ -128,11 +137,7 @@ def embed_dataset(net, loader, ctx, progress=True, desc="embedding", after_batch
     chunks = []
     batches = tqdm(loader, disable=not progress, desc=desc, leave=False, unit="batch", dynamic_ncols=True)
     for index, (images, _) in enumerate(batches):
-        # A last batch smaller than the number of devices goes to the first devices only.
-        devices = ctx[: min(len(ctx), images.shape[0])]
-        parts = mx.gluon.utils.split_and_load(images, devices, even_split=False)
-        outputs = [net(part) for part in parts]
-        chunks.extend(output.asnumpy() for output in outputs)
+        chunks.append(embed_batch(net, images, ctx))
         if after_batch is not None:
             after_batch(index)
     return np.concatenate(chunks, axis=0).astype(np.float32, copy=False)

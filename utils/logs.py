@@ -37,6 +37,11 @@ class _RunLogFile(logging.FileHandler):
 _kept = None
 
 
+def console():
+    """Console logging of a tool (``embed.py``, ``evaluate.py``): INFO and up, on stdout."""
+    logging.basicConfig(level=logging.INFO, format=FORMAT, datefmt=DATEFMT, stream=sys.stdout)
+
+
 def start():
     """Console logging for the ``ee_gluon`` process, and keeping records for :func:`attach_file`."""
     global _kept

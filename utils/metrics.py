@@ -205,6 +205,28 @@ def knn(embeddings, k, knn="numpy", block_size=None):
     return out
 
 
+def knn_of_queries(queries, gallery, k, exclude=None):
+    """Exact k nearest gallery rows of each query row (Euclidean), nearest first, ties by the
+    smaller gallery index: the top-K selection of :func:`knn` for queries that are not the
+    gallery (a few fixed queries, or images searched in a gallery).
+
+    ``exclude[i]`` (int, -1 for none) is a gallery row that query ``i`` never retrieves (the query
+    itself when it is a gallery row). Returns a list with an int64 array of at most ``k`` indices
+    per query (fewer when the gallery holds fewer other rows).
+    """
+    q = np.ascontiguousarray(queries, dtype=np.float32)
+    g = np.ascontiguousarray(gallery, dtype=np.float32)
+    exclude = np.full(q.shape[0], -1, dtype=np.int64) if exclude is None else np.asarray(exclude, np.int64)
+    k = int(min(k, g.shape[0]))
+    if q.shape[0] == 0 or k < 1:
+        return [np.zeros(0, dtype=np.int64) for _ in range(q.shape[0])]
+    scores = q @ g.T - 0.5 * np.einsum("ij,ij->i", g, g)[None, :]
+    rows = np.flatnonzero(exclude >= 0)
+    scores[rows, exclude[rows]] = -np.inf
+    top = _topk_rows(scores, k)
+    return [row[np.isfinite(score[row])] for row, score in zip(top, scores)]
+
+
 def _check(embeddings, labels):
     labels = np.asarray(labels).reshape(-1)
     embeddings = np.asarray(embeddings)

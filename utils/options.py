@@ -1,5 +1,13 @@
-"""Command-line flags: the original release's names and defaults, grouped, each one honoured."""
+"""Command-line flags, the one module that defines and checks them: the original release's names
+and defaults, grouped, each one honoured; the losses' own flags, the Symm training recipe and the
+learning-rate schedule (``add_loss_arguments``); and one validation pass (``validate_args``) in
+which every rule is written once.
+
+    parser = build_full_parser()          # main.py's flags: the core ones and the losses'
+    args = validate_args(parser.parse_args(argv))
+"""
 import argparse
+import math
 
 
 def str2bool(value):
@@ -25,18 +33,35 @@ def int_list(value):
     return items
 
 
+# Help sentences of the original's flags that it parsed and never used.
+COMPAT_FLAG_HELP = {
+    "alpha": "kept for compatibility with the original, which ignored it; unused "
+             "(multi_similarity uses --ms_alpha, angular losses --angular_alpha)",
+    "beta": "kept for compatibility with the original, which ignored it; unused "
+            "(multi_similarity uses --ms_beta)",
+    "sigma": "kept for compatibility with the original, which ignored it; unused",
+}
+LR_SCHEDULES = ("multifactor", "step")
+
+DEFAULT_RECALLK = (1, 2, 4, 8)  # the original's --recallk, when no dataset says otherwise
 EVAL_METRICS = ("recall", "map_at_r", "r_precision", "nmi", "f1")
 # Names of the values each metric adds to results.json and TensorBoard (R@k for each k).
 METRIC_KEYS = {"map_at_r": "MAP@R", "r_precision": "RP", "nmi": "NMI", "f1": "F1"}
 
 
-def metric_list(value):
-    """'recall,nmi' → ['recall', 'nmi'], checked against EVAL_METRICS."""
+def any_metric_list(value):
+    """'recall,nmi' → ['recall', 'nmi'], checked against EVAL_METRICS (any subset, no repeats)."""
     items = [part.strip().lower() for part in str(value).split(",") if part.strip()]
     unknown = [item for item in items if item not in EVAL_METRICS]
     if unknown or not items:
         raise argparse.ArgumentTypeError(
             "unknown metric %r; choose from %s" % (unknown[0] if unknown else value, ",".join(EVAL_METRICS)))
+    return list(dict.fromkeys(items))
+
+
+def metric_list(value):
+    """'recall,nmi' → ['recall', 'nmi'], checked against EVAL_METRICS; recall must be among them."""
+    items = any_metric_list(value)
     if "recall" not in items:
         raise argparse.ArgumentTypeError("recall must be among the metrics: R@K picks the best epoch")
     return items
@@ -49,11 +74,23 @@ def metric_keys(args):
 
 
 def build_parser():
+    """The core flags of main.py, in groups (data, model, loss, optimiser, evaluation and logging,
+    checkpoints and faults); :func:`build_full_parser` adds the losses' own."""
     parser = argparse.ArgumentParser(
         description="Embedding Expansion (CVPR 2020) deep metric learning in MXNet Gluon.",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
-    data = parser.add_argument_group("data")
+    _add_data_flags(parser.add_argument_group("data"))
+    _add_model_flags(parser.add_argument_group("model"))
+    _add_loss_flags(parser.add_argument_group("loss"))
+    _add_optimiser_flags(parser.add_argument_group("optimiser"))
+    _add_evaluation_flags(parser.add_argument_group("evaluation and logging"))
+    _add_run_flags(parser.add_argument_group("checkpoints and faults"))
+    return parser
+
+
+def _add_data_flags(data):
+    """The data flags."""
     data.add_argument("--data_name", default="car196",
                       help="dataset: cars196 (alias car196, the original's default), cub200, sop, "
                            "demo, or folder (your own DIR/train/<class>/*.jpg and DIR/test/<class>/*.jpg)")
@@ -72,13 +109,17 @@ def build_parser():
                       help="decode every image first and leave out (and list) those that cannot be "
                            "decoded, instead of stopping at the first")
 
-    model = parser.add_argument_group("model")
+
+def _add_model_flags(model):
+    """The model flags."""
     model.add_argument("--backbone", default="googlenet", help="backbone network")
     model.add_argument("--embed_dim", default=512, type=int, help="dimension of the embeddings")
     model.add_argument("--pretrained", default="imagenet",
                        help="backbone weights: imagenet (GluonCV model store), a .params path, or none")
 
-    loss = parser.add_argument_group("loss")
+
+def _add_loss_flags(loss):
+    """The loss flags."""
     loss.add_argument("--loss", default="hphn-triplet", help="loss name (hphn_triplet = hphn-triplet); see README for all")
     loss.add_argument("--margin", default=1e-5, type=float, help="triplet margin of HPHN-triplet")
     loss.add_argument("--soft_margin", default=False, type=str2bool,
@@ -88,17 +129,13 @@ def build_parser():
     loss.add_argument("--ee_l2norm", default=True, type=str2bool,
                       help="L2-normalise the synthetic points of EE")
     # The original parsed these and never used them; their defaults match no paper's parameter,
-    # so every loss has its own named flags (loss/factory.py) instead.
-    loss.add_argument("--alpha", default=10, type=float,
-                      help="kept for compatibility with the original, which ignored it; unused "
-                           "(multi_similarity uses --ms_alpha, angular losses --angular_alpha)")
-    loss.add_argument("--beta", default=1.2, type=float,
-                      help="kept for compatibility with the original, which ignored it; unused "
-                           "(multi_similarity uses --ms_beta)")
-    loss.add_argument("--sigma", default=0.5, type=float,
-                      help="kept for compatibility with the original, which ignored it; unused")
+    # so every loss has its own named flags (add_loss_arguments) instead.
+    for name, default in (("alpha", 10), ("beta", 1.2), ("sigma", 0.5)):
+        loss.add_argument("--" + name, default=default, type=float, help=COMPAT_FLAG_HELP[name])
 
-    optim = parser.add_argument_group("optimiser")
+
+def _add_optimiser_flags(optim):
+    """The optimiser flags."""
     optim.add_argument("--optim", default="adam", choices=["adam", "sgd"], help="optimiser")
     optim.add_argument("--lr", default=0.0001, type=float, help="base learning rate")
     optim.add_argument("--wd", default=0.0005, type=float, help="weight decay")
@@ -119,7 +156,9 @@ def build_parser():
                        help="nothing: GPU 0 if visible else CPU; -1: CPU; 0,1: data parallel on GPUs; "
                             "cpu:N: the same data-parallel path on N CPU contexts (tests, debugging)")
 
-    evaluation = parser.add_argument_group("evaluation and logging")
+
+def _add_evaluation_flags(evaluation):
+    """The evaluation and logging flags."""
     evaluation.add_argument("--eval_epoch_term", default=50, type=int, help="evaluate every N epochs")
     evaluation.add_argument("--eval_at_start", default=True, type=str2bool,
                             help="evaluate once before training, as a baseline")
@@ -152,7 +191,9 @@ def build_parser():
                                  "a finished run, export it without training")
     evaluation.add_argument("--progress", default=True, type=str2bool, help="show progress bars")
 
-    run = parser.add_argument_group("checkpoints and faults")
+
+def _add_run_flags(run):
+    """The checkpoints and faults flags."""
     run.add_argument("--resume", default=None,
                      help="continue a run with the flags of its args.json: auto (the newest intact "
                           "checkpoint in --save_dir), a checkpoint file, or a run folder; only flags "
@@ -166,29 +207,141 @@ def build_parser():
     run.add_argument("--nan_policy", default="stop", choices=["stop", "skip_batch"],
                      help="on a non-finite loss: stop (keeping the last good checkpoint) or skip "
                           "that batch's update")
+
+
+def add_loss_arguments(parser):
+    """Add the per-loss flags, the Symm training-recipe flags and the schedule flags.
+
+    ``parser`` is an ``argparse.ArgumentParser`` (a group named "loss options" is added) or an
+    argument group (the flags go into it). The flags of :func:`build_parser` (--loss, --margin,
+    --soft_margin, --n_inner_pts, --ee_l2norm, --alpha, --beta, --sigma, --num_instances) are not
+    redefined. Returns the group the flags went into.
+    """
+    group = parser.add_argument_group("loss options") if isinstance(parser, argparse.ArgumentParser) else parser
+    add = group.add_argument
+    add("--hphn_distinct_points", default=False, type=str2bool,
+        help="hphn_triplet: mine the hardest negatives over the distinct EE points, each extreme "
+             "picked once, so the gradient is the loss's derivative; False: the release's form, whose "
+             "twin synthetic points tie and both take the gradient (docs/losses.md)")
+    add("--triplet_margin", default=0.2, type=float,
+        help="margin of triplet and symm_triplet (FaceNet: 0.2)")
+    add("--triplet_squared", default=True, type=str2bool,
+        help="triplet and symm_triplet on squared Euclidean distances (FaceNet, TensorFlow), "
+             "else on Euclidean distances")
+    add("--lifted_margin", default=1.0, type=float,
+        help="margin alpha of lifted and symm_lifted (Oh Song et al.: 1.0)")
+    add("--npair_reg", default=0.002, type=float,
+        help="lambda of the 0.25 * lambda * (mean |A|^2 + mean |P|^2) regulariser of npair, angular, "
+             "symm_npair and symm_angular (Sohn; TensorFlow npairs_loss: 0.002)")
+    add("--ms_alpha", default=2.0, type=float, help="positive scale alpha of multi_similarity")
+    add("--ms_beta", default=50.0, type=float, help="negative scale beta of multi_similarity")
+    add("--ms_base", default=0.5, type=float, help="similarity margin lambda of multi_similarity")
+    add("--ms_epsilon", default=0.1, type=float, help="pair-mining margin epsilon of multi_similarity")
+    add("--angular_alpha", default=45.0, type=float,
+        help="angle bound alpha in degrees of angular and symm_angular (Wang et al.: 45)")
+    add("--angular_weight", default=2.0, type=float,
+        help="weight of the angular loss in the total (Symm release: 2.0)")
+    add("--symm_angular_weight", default=1.0, type=float,
+        help="weight of the symm_angular loss in the total (Symm release: 1.0)")
+    add("--symm_ratio", default=2.0, type=float,
+        help="Symmetrical Synthesis: Q = symm_norm_ratio * (symm_ratio * R - P); 2 mirrors P")
+    add("--symm_norm_ratio", default=1.0, type=float, help="Symmetrical Synthesis: scale of Q")
+    add("--symm_norm", default=False, type=str2bool,
+        help="Symmetrical Synthesis: rescale each synthetic point to the norm of its basis")
+    add_recipe_arguments(group)
+    return group
+
+
+def add_recipe_arguments(group):
+    """The learning-rate schedule and the Symm release's regularisation (not loss parameters)."""
+    add = group.add_argument
+    add("--lr_schedule", default="multifactor", choices=LR_SCHEDULES,
+        help="multifactor: x --lr_decay_factor at each of --lr_decay_epochs; step: x 0.5 every "
+             "--lr_step_iters iterations, then --lr_fixed from --lr_fix_after_iters (Symm)")
+    add("--lr_step_iters", default=5000, type=int,
+        help="step schedule: halve the learning rate every N iterations")
+    add("--lr_fix_after_iters", default=15000, type=int,
+        help="step schedule: use --lr_fixed from this iteration on")
+    add("--lr_fixed", default=1e-5, type=float, help="step schedule: the final, fixed learning rate")
+    add("--l2_reg", default=0.0, type=float,
+        help="add l2_reg * sum of |w|^2 / 2 over the non-BatchNorm parameters to the loss "
+             "(Symm: 5e-3, with --wd=0)")
+    add("--embed_grad_mult", default=1.0, type=float,
+        help="multiply the embedding layer's gradients by this before the update (Symm: 10)")
+
+
+def build_full_parser():
+    """main.py's parser: the core flags and the losses' own flags."""
+    parser = build_parser()
+    add_loss_arguments(parser)
     return parser
 
 
-def validate_args(args):
-    """Cross-flag checks that argparse cannot express; one-line ValueErrors."""
-    positive = ("image_size", "batch_size", "num_instances", "embed_dim", "epochs",
-                "eval_epoch_term", "summary_step")
-    for name in positive:
-        if getattr(args, name) < 1:
-            raise ValueError("--%s must be a positive integer, got %d" % (name, getattr(args, name)))
-    for name in ("grid_queries", "projector_every"):
-        if getattr(args, name) < 0:
-            raise ValueError("--%s must be 0 (off) or more, got %d" % (name, getattr(args, name)))
-    if args.projector_points < 1:
-        raise ValueError("--projector_points must be at least 1, got %d" % args.projector_points)
-    if args.keep_checkpoints < 1:
-        raise ValueError("--keep_checkpoints must be at least 1, got %d" % args.keep_checkpoints)
-    if args.num_workers < 0:
-        raise ValueError("--num_workers must be 0 or more, got %d" % args.num_workers)
-    if args.prefetch is not None and args.prefetch < 1:
-        raise ValueError("--prefetch must be 1 or more (or left out), got %d" % args.prefetch)
+def check_minimums(args, minimums, message="--%(name)s must be at least %(low)d, got %(value)d"):
+    """One-line ValueError for the first flag of ``minimums`` ({name: lowest}) below its lowest;
+    a flag the namespace does not hold, or that is None (not given), is passed over."""
+    for name, low in minimums.items():
+        value = getattr(args, name, None)
+        if value is not None and value < low:
+            raise ValueError(message % dict(name=name, low=low, value=value))
+
+
+def check_positive_sizes(args, names):
+    """``--NAME must be a positive integer``: the sizes given (None = not given) must be >= 1."""
+    check_minimums(args, dict.fromkeys(names, 1), "--%(name)s must be a positive integer, got %(value)d")
+
+
+def check_recallk(recallk):
+    if recallk is not None and min(recallk) < 1:
+        raise ValueError("--recallk must list positive ranks, got %s" % ",".join(map(str, recallk)))
+
+
+# Ranges of the loss and recipe flags (add_loss_arguments): (flag, test, what it must be).
+_LOSS_FLAG_RULES = (
+    ("ms_alpha", lambda v: math.isfinite(v) and v > 0, "a positive number"),
+    ("ms_beta", lambda v: math.isfinite(v) and v > 0, "a positive number"),
+    ("embed_grad_mult", lambda v: math.isfinite(v) and v > 0, "a positive number"),
+    ("lr_fixed", lambda v: math.isfinite(v) and v > 0, "a positive number"),
+    ("triplet_margin", lambda v: math.isfinite(v) and v >= 0, "0 or more"),
+    ("l2_reg", lambda v: math.isfinite(v) and v >= 0, "0 or more"),
+    ("ms_epsilon", lambda v: math.isfinite(v) and v >= 0, "0 or more"),
+)
+
+
+def validate_loss_flags(args):
+    """The ranges of --n_inner_pts and of the flags of :func:`add_loss_arguments` (a namespace of
+    :func:`build_parser` alone has only the first). Part of :func:`validate_args`; also the first
+    step of ``loss.factory.check_loss_args``."""
     if args.n_inner_pts < 0:
-        raise ValueError("--n_inner_pts must be 0 (no EE) or more, got %d" % args.n_inner_pts)
+        raise ValueError("--n_inner_pts must be 0 (no EE) or more, got %d." % args.n_inner_pts)
+    if not hasattr(args, "lr_schedule"):
+        return
+    for flag, ok, what in _LOSS_FLAG_RULES:
+        value = getattr(args, flag)
+        if not ok(value):
+            raise ValueError(f"--{flag} must be {what}, got {value}.")
+    if not 0 < args.angular_alpha < 90:
+        raise ValueError(f"--angular_alpha is in degrees, strictly between 0 and 90, got {args.angular_alpha}.")
+    if args.lr_schedule not in LR_SCHEDULES:
+        raise ValueError(f"--lr_schedule must be one of {', '.join(LR_SCHEDULES)}, got {args.lr_schedule!r}.")
+    if args.lr_step_iters < 1:
+        raise ValueError(f"--lr_step_iters must be a positive number of iterations, got {args.lr_step_iters}.")
+    if args.lr_fix_after_iters < 0:
+        raise ValueError(f"--lr_fix_after_iters must be 0 or more, got {args.lr_fix_after_iters}.")
+
+
+def validate_args(args):
+    """Every check of main.py's flags that argparse cannot express, each rule written once; one-line
+    ValueErrors. The loss flags' ranges are checked when the namespace holds them (the full
+    parser); which loss combines with which layout is the loss's own word (``loss.factory``)."""
+    check_positive_sizes(args, ("image_size", "batch_size", "num_instances", "embed_dim", "epochs",
+                                "eval_epoch_term", "summary_step"))
+    check_minimums(args, {"grid_queries": 0, "projector_every": 0},
+                   "--%(name)s must be 0 (off) or more, got %(value)d")
+    check_minimums(args, {"projector_points": 1, "keep_checkpoints": 1})
+    check_minimums(args, {"num_workers": 0}, "--%(name)s must be 0 or more, got %(value)d")
+    check_minimums(args, {"prefetch": 1}, "--%(name)s must be 1 or more (or left out), got %(value)d")
+    validate_loss_flags(args)
     if args.batch_size % args.num_instances:
         raise ValueError(
             "--batch_size %d is not a multiple of --num_instances %d; choose e.g. --batch_size=%d"
@@ -202,6 +355,5 @@ def validate_args(args):
             "--lr_decay_epochs must be strictly increasing positive epochs, got %s"
             % ",".join(map(str, args.lr_decay_epochs))
         )
-    if args.recallk is not None and min(args.recallk) < 1:
-        raise ValueError("--recallk must list positive ranks, got %s" % ",".join(map(str, args.recallk)))
+    check_recallk(args.recallk)
     return args

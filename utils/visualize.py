@@ -15,6 +15,8 @@ import math
 import cv2
 import numpy as np
 
+from .metrics import knn_of_queries, l2_normalize
+
 logger = logging.getLogger(__name__)
 
 GREEN = (0, 255, 0)
@@ -77,6 +79,25 @@ def _draw_caption(canvas, text, top, left, width, height):
     cv2.putText(canvas, text, (x, y), font, scale, TEXT_COLOUR, 1, cv2.LINE_AA)
 
 
+def _check_grid(num_queries, retrieved_images, correct, captions):
+    """``(k, correct as a bool array or None)`` after checking the grid's shapes."""
+    if num_queries < 1:
+        raise ValueError("retrieval_grid needs at least one query")
+    if len(retrieved_images) != num_queries:
+        raise ValueError("got %d queries but %d rows of results" % (num_queries, len(retrieved_images)))
+    k = len(retrieved_images[0])
+    if any(len(row) != k for row in retrieved_images):
+        raise ValueError("every query needs the same number of results, got %s"
+                         % [len(row) for row in retrieved_images])
+    if correct is not None:
+        correct = np.asarray(correct, dtype=bool)
+        if correct.shape != (num_queries, k):
+            raise ValueError("correct must have shape (%d, %d), got %s" % (num_queries, k, correct.shape))
+    if captions is not None and (len(captions) != num_queries or any(len(r) != k + 1 for r in captions)):
+        raise ValueError("captions must hold %d rows of %d strings (query first)" % (num_queries, k + 1))
+    return k, correct
+
+
 def retrieval_grid(query_images, retrieved_images, correct, thumb=64, border=3, captions=None):
     """Queries and their retrieved images as one picture, one query per row.
 
@@ -106,21 +127,7 @@ def retrieval_grid(query_images, retrieved_images, correct, thumb=64, border=3, 
         raise ValueError("thumb must be >= 1 and border >= 0, got %r and %r" % (thumb, border))
     thumb, border = int(thumb), int(border)
     num_queries = len(query_images)
-    if num_queries < 1:
-        raise ValueError("retrieval_grid needs at least one query")
-    if len(retrieved_images) != num_queries:
-        raise ValueError("got %d queries but %d rows of results" % (num_queries, len(retrieved_images)))
-    k = len(retrieved_images[0])
-    if any(len(row) != k for row in retrieved_images):
-        raise ValueError("every query needs the same number of results, got %s"
-                         % [len(row) for row in retrieved_images])
-    if correct is not None:
-        correct = np.asarray(correct, dtype=bool)
-        if correct.shape != (num_queries, k):
-            raise ValueError("correct must have shape (%d, %d), got %s" % (num_queries, k, correct.shape))
-    if captions is not None and (len(captions) != num_queries or any(len(r) != k + 1 for r in captions)):
-        raise ValueError("captions must hold %d rows of %d strings (query first)" % (num_queries, k + 1))
-
+    k, correct = _check_grid(num_queries, retrieved_images, correct, captions)
     caption_height = _caption_height(thumb) if captions is not None else 0
     cell_h, cell_w, gap = grid_layout(thumb, border, caption_height)
     height = num_queries * (cell_h + gap) + gap
@@ -150,9 +157,8 @@ def retrieval_grid(query_images, retrieved_images, correct, thumb=64, border=3, 
 def query_neighbors(embeddings, query_indices, k):
     """Indices and distances of the ``k`` nearest other rows of the rows ``query_indices``.
 
-    The semantics of ``utils.metrics.nearest_neighbors`` (query excluded by index, ties to the
-    smaller index) for a few queries only: that function ranks every row (O(N^2)), while a grid
-    needs a handful, O(Q N).
+    ``utils.metrics.knn_of_queries`` (query excluded by index, ties to the smaller index) for a
+    few rows of the set itself: a grid needs a handful, O(Q N), not every row ranked.
 
     Returns
     -------
@@ -166,21 +172,18 @@ def query_neighbors(embeddings, query_indices, k):
         raise ValueError("need 1 <= k <= N - 1 neighbours, got k=%d for N=%d" % (k, num))
     if query_indices.size and (query_indices.min() < 0 or query_indices.max() >= num):
         raise ValueError("query indices must lie in [0, %d), got %s" % (num, query_indices.tolist()))
-    queries = embeddings[query_indices]
-    squared = np.einsum("ij,ij->i", embeddings, embeddings)
-    dist = squared[query_indices, None] + squared[None, :] - 2.0 * (queries @ embeddings.T)
-    dist[np.arange(len(query_indices)), query_indices] = np.inf
-    order = np.lexsort((np.broadcast_to(np.arange(num), dist.shape), dist), axis=1)[:, :k]
-    distances = np.sqrt(np.maximum(np.take_along_axis(dist, order, axis=1), 0.0))
-    return order.astype(np.int64), distances.astype(np.float32)
+    neighbors = knn_of_queries(embeddings[query_indices], embeddings, k, exclude=query_indices)
+    order = np.array(neighbors, dtype=np.int64).reshape(len(query_indices), k)
+    found = embeddings[order] - embeddings[query_indices][:, None, :]
+    distances = np.sqrt(np.einsum("qkd,qkd->qk", found, found))
+    return order, distances.astype(np.float32)
 
 
 def _unit_rows(embeddings):
     embeddings = np.asarray(embeddings, dtype=np.float32)
     if embeddings.ndim != 2:
         raise ValueError("embeddings must be a 2-D (N, D) array, got shape %s" % (embeddings.shape,))
-    norms = np.linalg.norm(embeddings, axis=1, keepdims=True)
-    return embeddings / np.maximum(norms, 1e-12)
+    return l2_normalize(embeddings)
 
 
 def pick_fixed_queries(labels, n=8, seed=0):

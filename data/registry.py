@@ -1,0 +1,27 @@
+"""The datasets: one registry whose entries (``data.spec.DatasetSpec``, one module per dataset)
+know how to prepare, read and describe their data."""
+from . import cars196, cub200, demo, folder, sop
+
+DATASETS = {spec.name: spec for spec in (cars196.SPEC, cub200.SPEC, sop.SPEC, demo.SPEC, folder.SPEC)}
+
+
+def _normalise_name(name):
+    return str(name).strip().lower().replace("-", "_")
+
+
+def resolve_dataset(name):
+    """Look up a dataset by name or alias (case-insensitive, ``-`` = ``_``).
+
+    Raises
+    ------
+    ValueError
+        For an unknown name, listing the valid names.
+    """
+    wanted = _normalise_name(name)
+    for spec in DATASETS.values():
+        if wanted == spec.name or wanted in spec.aliases:
+            return spec
+    valid = []
+    for spec in DATASETS.values():
+        valid.append(spec.name + (" (aliases: {})".format(", ".join(spec.aliases)) if spec.aliases else ""))
+    raise ValueError("unknown dataset {!r}; valid names: {}".format(name, "; ".join(valid)))

@@ -1,0 +1,71 @@
+"""What a registered loss declares about itself, and the synthesis wiring EE and Symm losses share."""
+from mxnet.gluon import HybridBlock
+
+from ._candidates import build_expansion
+from .symmetrical_synthesis import SymmetricalSynthesis, check_symm_args
+
+
+class MetricLoss(HybridBlock):
+    """Base of the registry's losses (one level deep): capabilities, and the synthetic points.
+
+    Capabilities, as class attributes that ``loss.factory`` and the tools read:
+
+    - ``takes_ee``: combines with Embedding Expansion (``n_inner_pts > 0``).
+    - ``pair_layout``: ``None`` (any layout), ``"pairs"`` (rows 2i, 2i+1 are anchor and positive,
+      so num_instances is even) or ``"symm_pairs"`` (N classes x 2 images: num_instances is 2).
+    - ``wants_unit_embeddings``: trained on L2-normalised embeddings (the network's head
+      normalises); False for the losses of the Symm release, trained on raw embeddings.
+    - ``symmetrical``: the synthetic points are Symmetrical Synthesis's (else EE's, or none).
+
+    A symmetrical loss (``symmetrical = True``) takes N classes x 2 images, raw embeddings and no
+    EE: those capabilities follow from it. The constructor arguments of the synthesis, shared by
+    the losses that take them:
+
+    - EE losses: ``num_instances`` (2; images per class in a batch, even when n_inner_pts > 0),
+      ``n_inner_pts`` (0; synthetic points per pair, 0 disables EE), ``l2_norm`` (True;
+      L2-normalise the synthetic points).
+    - Symm losses: ``num_instances`` (must be 2), ``n_inner_pts`` (must be 0), ``symm_ratio``
+      (2.0), ``symm_norm_ratio`` (1.0), ``symm_norm`` (False); see :class:`SymmetricalSynthesis`.
+
+    A subclass calls :meth:`_attach_synthesis` in its constructor (after :meth:`_check_symm` when
+    symmetrical) and reads ``self.synthesis`` in ``hybrid_forward``: None, an
+    :class:`EmbeddingExpansion` or a :class:`SymmetricalSynthesis`.
+    """
+
+    loss_name = None
+    takes_ee = False
+    pair_layout = None
+    wants_unit_embeddings = True
+    symmetrical = False
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        if cls.__dict__.get("symmetrical"):
+            cls.takes_ee, cls.pair_layout, cls.wants_unit_embeddings = False, "symm_pairs", False
+
+    def _check_symm(self, num_instances, n_inner_pts, symm_ratio, symm_norm_ratio, symm_norm):
+        """Validate the Symm arguments (before anything else is built); kept for the synthesis."""
+        self._symm_args = check_symm_args(num_instances, n_inner_pts, symm_ratio, symm_norm_ratio,
+                                          symm_norm, self.loss_name)
+        return self._symm_args
+
+    def _attach_synthesis(self, num_instances, n_inner_pts=0, l2_norm=True):
+        """``self.synthesis``: Symm's points when symmetrical, else EE's (None when n_inner_pts = 0)."""
+        self.num_instances = num_instances
+        with self.name_scope():
+            if self.symmetrical:
+                self.synthesis = SymmetricalSynthesis(*self._symm_args)
+            else:
+                self.synthesis = build_expansion(num_instances, n_inner_pts, l2_norm)
+
+    @property
+    def n_inner_pts(self):
+        return getattr(self.synthesis, "n_inner_pts", 0)
+
+    def _synthesis_repr(self, l2_norm_default=True):
+        """The synthesis part of ``repr``: Symm's ratios, or num_instances, n_inner_pts, l2_norm."""
+        s = self.synthesis
+        if self.symmetrical:
+            return f"symm_ratio={s.symm_ratio}, symm_norm_ratio={s.symm_norm_ratio}, symm_norm={s.symm_norm}"
+        return (f"num_instances={self.num_instances}, n_inner_pts={self.n_inner_pts}, "
+                f"l2_norm={getattr(s, 'l2_norm', l2_norm_default)}")
