@@ -30,6 +30,7 @@ import os  # noqa: E402
 
 from data.image_list import list_images  # noqa: E402
 from utils.devices import resolve_contexts  # noqa: E402
+from utils.errors import OneLineParser  # noqa: E402
 from utils.errors import run_command  # noqa: E402
 from inference.gallery_search import draw_results, gallery_embeddings, search  # noqa: E402
 from inference.image_embeddings import embed_paths, report_skipped, save_embeddings  # noqa: E402
@@ -41,8 +42,8 @@ logger = logging.getLogger("ee_gluon.embed")
 
 
 def build_parser():
-    parser = argparse.ArgumentParser(
-        prog="python3 embed.py",
+    parser = OneLineParser(
+        prog="embed.py",
         description="Embed images with a trained ee-gluon network, or search a gallery with a query.",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )

@@ -29,7 +29,7 @@ import numpy as np  # noqa: E402
 
 import data  # noqa: E402
 from utils.devices import resolve_contexts  # noqa: E402
-from utils.errors import run_command  # noqa: E402
+from utils.errors import OneLineParser, run_command  # noqa: E402
 from inference.evaluation import default_out, embed_test_split, load_stored, write_report  # noqa: E402
 from inference.image_embeddings import save_embeddings, sidecar  # noqa: E402
 from utils.engine import warn_non_finite  # noqa: E402
@@ -40,16 +40,9 @@ from utils.options import (DEFAULT_RECALLK, EVAL_METRICS, any_metric_list, check
 logger = logging.getLogger("ee_gluon.evaluate")
 
 
-class _OneLineParser(argparse.ArgumentParser):
-    """argparse whose errors are one ``error: ...`` line (no usage block), exit code 2."""
-
-    def error(self, message):
-        self.exit(2, "error: %s (see python3 evaluate.py --help)\n" % message)
-
-
 def build_parser():
-    parser = _OneLineParser(
-        prog="python3 evaluate.py",
+    parser = OneLineParser(
+        prog="evaluate.py",
         description="Evaluate a trained ee-gluon network (or stored embeddings) on a test split: "
                     "Recall@K, MAP@R, R-precision, NMI, F1.",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,

@@ -28,7 +28,7 @@ from loss.factory import build_loss_from_args  # noqa: E402
 from utils import checkpoint, logs, run_folder  # noqa: E402
 from utils.devices import resolve_contexts  # noqa: E402
 from utils.engine import NonFiniteLossError  # noqa: E402
-from utils.host import check_shared_memory  # noqa: E402
+from utils.host import check_shared_memory, workers_for_cores  # noqa: E402
 from utils.interrupts import Interrupts, RunInterrupted  # noqa: E402
 from utils.optimizer import build_trainer, setup_kvstore  # noqa: E402
 from utils.options import DEFAULT_RECALLK, build_full_parser, validate_args  # noqa: E402
@@ -66,6 +66,10 @@ def build(args, wanted):
             "of --num_instances %d" % (args.batch_size, len(ctx), per_device, args.num_instances))
     net = model.build_network(args.backbone, args.embed_dim,
                               l2_normalize=wants_unit_embeddings(args.loss))
+    model.check_image_size(args.backbone, args.image_size)
+    args.num_workers, notice = workers_for_cores(args.num_workers)
+    if notice:
+        logger.warning(notice)
     check_shared_memory(args.batch_size, args.image_size, args.num_workers, args.prefetch)
     train_loader, test_loader, info = data.build_loaders(
         args.data_name, args.data_dir, args.image_size, args.batch_size, args.num_instances,

@@ -16,7 +16,6 @@ Generation is deterministic for given settings; a stamp file records them, and a
 dataset with the same settings is not generated again (``--force`` does).
 """
 
-import argparse
 import json
 import logging
 import os
@@ -308,7 +307,9 @@ SPEC = DatasetSpec(
 
 def main(argv=None):
     """Command line entry; returns the exit code (2 on a bad setting)."""
-    parser = argparse.ArgumentParser(
+    from utils.errors import OneLineParser  # the commands' one-line flag errors
+
+    parser = OneLineParser(
         prog="python3 -m data.demo",
         description="Generate the synthetic demo dataset (text glyphs under random nuisances).",
     )

@@ -14,7 +14,6 @@ SOP are also accepted one level down, as their archives unpack
 (``data_dir/CUB_200_2011/images.txt``). Errors are one line on stderr and exit code 2.
 """
 
-import argparse
 import logging
 import sys
 
@@ -30,7 +29,9 @@ PREPARED = tuple(spec for spec in DATASETS.values() if spec.prepare is not None)
 
 def main(argv=None):
     """Command line entry; returns the exit code (0 ok, 2 on any data problem)."""
-    parser = argparse.ArgumentParser(
+    from utils.errors import OneLineParser  # the commands' one-line flag errors
+
+    parser = OneLineParser(
         prog="python3 -m data.prepare",
         description="Download a benchmark if needed and write its train.txt / test.txt.",
     )

@@ -5,7 +5,7 @@ initialises it on the devices and loads the backbone weights that ``--pretrained
 """
 import mxnet as mx
 
-from .backbones import BACKBONE_LAYERS, ZooBackbone
+from .backbones import BACKBONE_LAYERS, MIN_IMAGE_SIZE, ZooBackbone
 from .embedding import EmbeddingHead, EmbeddingNetwork, InputNormalization
 from .weights import expected_imagenet_file, fetch_imagenet_weights, load_backbone_weights
 
@@ -24,6 +24,14 @@ def get_backbone(name):
             "unknown backbone %r; choose one of: %s" % (name, ", ".join(sorted(BACKBONES)))
         )
     return BACKBONES[key](key)
+
+
+def check_image_size(backbone, image_size):
+    """One-line ValueError when ``image_size`` is below the smallest side ``backbone`` takes."""
+    low = MIN_IMAGE_SIZE.get(normalize_backbone_name(backbone), 1)
+    if image_size < low:
+        raise ValueError("--image_size %d is too small for %s: its poolings need at least %d x %d pixels; "
+                         "pass --image_size=%d or more" % (image_size, backbone, low, low, low))
 
 
 def build_network(backbone="googlenet", embed_dim=512, l2_normalize=True):

@@ -23,6 +23,10 @@ _GOOGLENET_LAYERS = (
 # ResNet v1 ``features`` ends with its global pooling (index 8), which the head replaces.
 _RESNET_V1_LAYERS = tuple("features.%d" % i for i in range(8))
 
+# The smallest image side each backbone takes (measured: GoogLeNet's ceil-mode poolings need 31
+# pixels; the ResNets run down to 1). tests/test_model.py checks that S runs and S - 1 does not.
+MIN_IMAGE_SIZE = {"googlenet": 31, "resnet18_v1": 1, "resnet50_v1": 1}
+
 BACKBONE_LAYERS = {
     "googlenet": _GOOGLENET_LAYERS,
     "resnet18_v1": _RESNET_V1_LAYERS,

@@ -18,6 +18,8 @@ import subprocess
 import sys
 import time
 
+from utils.errors import OneLineParser
+
 LOOPBACK = "127.0.0.1"
 
 
@@ -146,7 +148,7 @@ def launch(command, num_workers, num_servers, timeout, log_dir=None, poll=0.2):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = OneLineParser(prog="python3 -m tools.launch_loopback", description=__doc__.splitlines()[0])
     parser.add_argument("-n", "--num_workers", type=int, required=True)
     parser.add_argument("-s", "--num_servers", type=int, default=1)
     parser.add_argument("--timeout", type=float, default=3600, help="seconds before everything is killed")

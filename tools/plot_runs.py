@@ -7,13 +7,13 @@ epoch 0 is the evaluation before training (``results.json``'s ``initial``), the 
 epochs with an evaluation (``summary.csv``). The figure also prints each run's first, best and last
 value, so the numbers can go beside the picture.
 """
-import argparse
 import csv
 import json
 import os
 import sys
 
 from utils import run_folder
+from utils.errors import OneLineParser
 
 
 def read_curve(save_dir, metric):
@@ -63,7 +63,7 @@ def plot_runs(save_dirs, metric, out_path, title=None):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0], allow_abbrev=False)
+    parser = OneLineParser(prog="python3 -m tools.plot_runs", description=__doc__.splitlines()[0])
     parser.add_argument("runs", nargs="+", help="run folders (--save_dir of main.py)")
     parser.add_argument("--metric", default="R@1", help="a column of summary.csv (R@1, MAP@R, NMI, ...)")
     parser.add_argument("-o", "--out", default="curves.png", help="the PNG to write")

@@ -6,14 +6,14 @@
 Prints one line per check and exits 0 when training on the GPUs can start, 1 when it cannot (each
 failing line says why and what to do).
 """
-import argparse
 import sys
 
+from utils.errors import OneLineParser
 from utils.environment import check_mxnet_loads, check_numpy_version
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0], allow_abbrev=False)
+    parser = OneLineParser(prog="python3 -m tools.preflight", description=__doc__.splitlines()[0])
     parser.add_argument("--batch_size", type=int, default=128)
     parser.add_argument("--image_size", type=int, default=227)
     parser.add_argument("--num_workers", type=int, default=10)

@@ -6,16 +6,17 @@
 Each run is a fresh pytest process (scheduler, servers and workers on loopback, bounded by the
 tests' timeouts); a failing run's last output lines are printed.
 """
-import argparse
 import subprocess
 import sys
 import time
+
+from utils.errors import OneLineParser
 
 DEFAULT_SELECTION = "agree"
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = OneLineParser(prog="python3 -m tools.stress_dist", description=__doc__.splitlines()[0])
     parser.add_argument("-n", "--runs", type=int, default=50)
     parser.add_argument("-k", default=DEFAULT_SELECTION, help="pytest -k expression of tests/test_distributed.py")
     args = parser.parse_args(argv)

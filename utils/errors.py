@@ -1,5 +1,20 @@
-"""The one line of an exception worth showing a user, and the exit code of a command."""
+"""The one line of an exception worth showing a user, flag errors in one line, and the exit code of
+a command."""
+import argparse
 import sys
+
+
+class OneLineParser(argparse.ArgumentParser):
+    """argparse for every command of this project: a bad flag is one line ``error: ... (see PROG
+    --help)`` with exit code 2, not the usage block first; and no prefix matching, so ``--epoch=2``
+    is an unknown flag rather than a silent ``--epochs=2``."""
+
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("allow_abbrev", False)
+        super().__init__(*args, **kwargs)
+
+    def error(self, message):
+        self.exit(2, "error: %s (see %s --help)\n" % (message, self.prog))
 
 
 def one_line(error):

@@ -38,3 +38,21 @@ def check_shared_memory(batch_size, image_size, num_workers, prefetch=None, shm_
             % (-(-needed // MB), in_flight, batch_size, image_size, num_workers,
                "default" if prefetch is None else prefetch, shm_dir, free // MB, max(1, -(-2 * needed // (1 << 30)))))
     return needed
+
+
+def usable_cores():
+    """The CPU cores this process may run on (its affinity mask, e.g. a container's cpuset)."""
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
+
+
+def workers_for_cores(num_workers, cores=None):
+    """``(workers, notice)``: ``num_workers`` capped at the usable cores (more decoding processes than
+    cores only compete for them, and each prefetches into shared memory); ``notice`` says so, or
+    is None when nothing changed."""
+    cores = usable_cores() if cores is None else cores
+    if num_workers <= cores:
+        return num_workers, None
+    return cores, ("--num_workers=%d is more than the %d CPU core(s) this process may use; using %d "
+                   "loader workers" % (num_workers, cores, cores))

@@ -9,6 +9,8 @@ which every rule is written once.
 import argparse
 import math
 
+from .errors import OneLineParser
+
 
 def str2bool(value):
     """'true'/'false'/'1'/'0' (any case) → bool; anything else is an error, not False."""
@@ -76,7 +78,8 @@ def metric_keys(args):
 def build_parser():
     """The core flags of main.py, in groups (data, model, loss, optimiser, evaluation and logging,
     checkpoints and faults); :func:`build_full_parser` adds the losses' own."""
-    parser = argparse.ArgumentParser(
+    parser = OneLineParser(
+        prog="main.py",
         description="Embedding Expansion (CVPR 2020) deep metric learning in MXNet Gluon.",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
@@ -308,6 +311,25 @@ _LOSS_FLAG_RULES = (
 )
 
 
+# Ranges of the core flags of build_parser: (flag, test, what it must be). A negative learning rate
+# would train by gradient ascent; a negative margin asks for nothing.
+_CORE_FLAG_RULES = (
+    ("lr", lambda v: math.isfinite(v) and v > 0, "a positive number"),
+    ("margin", lambda v: math.isfinite(v) and v >= 0, "0 or more"),
+    ("wd", lambda v: math.isfinite(v) and v >= 0, "0 or more"),
+    ("momentum", lambda v: math.isfinite(v) and 0 <= v < 1, "in [0, 1)"),
+    ("base_lr_mult", lambda v: math.isfinite(v) and v >= 0, "0 (frozen backbone) or more"),
+    ("lr_decay_factor", lambda v: math.isfinite(v) and 0 < v <= 1, "in (0, 1]"),
+)
+
+
+def _check_rules(args, rules):
+    for flag, ok, what in rules:
+        value = getattr(args, flag)
+        if not ok(value):
+            raise ValueError(f"--{flag} must be {what}, got {value}.")
+
+
 def validate_loss_flags(args):
     """The ranges of --n_inner_pts and of the flags of :func:`add_loss_arguments` (a namespace of
     :func:`build_parser` alone has only the first). Part of :func:`validate_args`; also the first
@@ -316,10 +338,7 @@ def validate_loss_flags(args):
         raise ValueError("--n_inner_pts must be 0 (no EE) or more, got %d." % args.n_inner_pts)
     if not hasattr(args, "lr_schedule"):
         return
-    for flag, ok, what in _LOSS_FLAG_RULES:
-        value = getattr(args, flag)
-        if not ok(value):
-            raise ValueError(f"--{flag} must be {what}, got {value}.")
+    _check_rules(args, _LOSS_FLAG_RULES)
     if not 0 < args.angular_alpha < 90:
         raise ValueError(f"--angular_alpha is in degrees, strictly between 0 and 90, got {args.angular_alpha}.")
     if args.lr_schedule not in LR_SCHEDULES:
@@ -341,6 +360,7 @@ def validate_args(args):
     check_minimums(args, {"projector_points": 1, "keep_checkpoints": 1})
     check_minimums(args, {"num_workers": 0}, "--%(name)s must be 0 or more, got %(value)d")
     check_minimums(args, {"prefetch": 1}, "--%(name)s must be 1 or more (or left out), got %(value)d")
+    _check_rules(args, _CORE_FLAG_RULES)
     validate_loss_flags(args)
     if args.batch_size % args.num_instances:
         raise ValueError(
