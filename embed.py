@@ -28,15 +28,16 @@ import argparse  # noqa: E402
 import logging  # noqa: E402
 import os  # noqa: E402
 
-from data.image_list import list_images  # noqa: E402
-from utils.devices import resolve_contexts  # noqa: E402
-from utils.errors import OneLineParser  # noqa: E402
-from utils.errors import run_command  # noqa: E402
-from inference.gallery_search import draw_results, gallery_embeddings, search  # noqa: E402
+import numpy as np  # noqa: E402
+
+from data.image_list import list_labeled_images  # noqa: E402
+from inference.gallery_search import draw_results, gallery_embeddings, query_labels, search  # noqa: E402
 from inference.image_embeddings import embed_paths, report_skipped, save_embeddings  # noqa: E402
+from inference.trained_network import load_network  # noqa: E402
+from utils.devices import resolve_contexts  # noqa: E402
+from utils.errors import OneLineParser, run_command  # noqa: E402
 from utils.metrics import l2_normalize  # noqa: E402
 from utils.options import check_minimums, check_positive_sizes, str2bool  # noqa: E402
-from inference.trained_network import load_network  # noqa: E402
 
 logger = logging.getLogger("ee_gluon.embed")
 
@@ -121,18 +122,27 @@ def _embedder(net, image_size, ctx, args, num_workers=None, skip_bad=None, progr
         args.progress if progress is None else progress, desc=desc)
 
 
-def print_results(query_paths, gallery_paths, results):
-    for path, row in zip(query_paths, results):
-        print("query %s" % path)
-        print("  rank  distance  image")
+def print_results(query_paths, gallery_paths, results, gallery_labels=None):
+    own = query_labels(query_paths, gallery_paths, gallery_labels)
+    for path, row, label in zip(query_paths, results, own):
+        print("query %s%s" % (path, "" if label is None else "  (class %s)" % label))
+        if gallery_labels is None:
+            print("  rank  distance  image")
+            for rank, (index, distance) in enumerate(row, start=1):
+                print("  %4d  %8.4f  %s" % (rank, distance, gallery_paths[index]))
+            continue
+        print("  rank  distance  class  image")
         for rank, (index, distance) in enumerate(row, start=1):
-            print("  %4d  %8.4f  %s" % (rank, distance, gallery_paths[index]))
+            print("  %4d  %8.4f  %5s  %s" % (rank, distance, gallery_labels[index], gallery_paths[index]))
+        if label is not None:
+            same = sum(str(gallery_labels[index]) == label for index, _ in row)
+            print("  -> %d of %d of the query's class" % (same, len(row)))
 
 
 def run_search(net, image_size, ctx, args):
     query_paths = [os.path.abspath(path) for path in args.query]
-    gallery, gallery_paths = gallery_embeddings(_embedder(net, image_size, ctx, args), args.gallery,
-                                                args.gallery_embeddings, args.normalize, args.out)
+    gallery, gallery_paths, gallery_labels = gallery_embeddings(
+        _embedder(net, image_size, ctx, args), args.gallery, args.gallery_embeddings, args.normalize, args.out)
     embed_queries = _embedder(net, image_size, ctx, args, num_workers=0, skip_bad=False, progress=False)
     queries, _, _ = embed_queries(query_paths, "queries")
     if queries.shape[1] != gallery.shape[1]:
@@ -144,20 +154,26 @@ def run_search(net, image_size, ctx, args):
         raise ValueError("the gallery holds no image other than the query")
     if any(len(row) < args.topk for row in results):
         logger.info("the gallery holds fewer than --topk %d other images", args.topk)
-    print_results(query_paths, gallery_paths, results)
+    print_results(query_paths, gallery_paths, results, gallery_labels)
     picture = args.picture or os.path.join(os.path.dirname(args.out) if args.out else "",
                                            "query_results.jpg")
-    draw_results(query_paths, gallery_paths, results, args.thumb, picture)
+    draw_results(query_paths, gallery_paths, results, args.thumb, picture, gallery_labels)
     print("picture: %s" % picture)
     return results
 
 
 def run_embed(net, image_size, ctx, args):
-    embeddings, kept, skipped = _embedder(net, image_size, ctx, args)(list_images(args.images))
+    paths, labels = list_labeled_images(args.images)
+    embeddings, kept, skipped = _embedder(net, image_size, ctx, args)(paths)
     report_skipped(skipped)
     if args.normalize:
         embeddings = l2_normalize(embeddings)
-    save_embeddings(args.out, embeddings, kept, skipped)
+    if labels is not None:  # the classes of a split file or of class folders, for evaluate.py
+        label_of = dict(zip(paths, labels))
+        labels = np.array([label_of[path] for path in kept])
+    labels_file = save_embeddings(args.out, embeddings, kept, skipped, labels=labels)
+    if labels_file is not None:
+        print("labels: %s (evaluate.py --embeddings %s reads them)" % (labels_file, args.out))
     return embeddings, kept
 
 

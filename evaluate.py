@@ -53,7 +53,9 @@ def build_parser():
                              "checkpoint-*.params) or an exported PREFIX-symbol.json")
     source.add_argument("--embeddings", default=None,
                         help="instead of a network: an (N, D) .npy of embeddings, with --labels")
-    source.add_argument("--labels", default=None, help="the (N,) .npy of labels of --embeddings")
+    source.add_argument("--labels", default=None,
+                        help="the (N,) .npy of labels of --embeddings (default: the E.labels.npy that "
+                             "embed.py and --save_embeddings write beside E.npy)")
 
     net = parser.add_argument_group("network (default: the args.json beside --checkpoint)")
     net.add_argument("--backbone", default=None, help="backbone the checkpoint was trained with")
@@ -107,8 +109,15 @@ def validate_args(args):
         if args.embeddings is None and args.labels is None:
             raise ValueError("nothing to evaluate: pass --checkpoint PATH, or --embeddings E.npy "
                              "--labels L.npy")
-        if args.embeddings is None or args.labels is None:
-            raise ValueError("--embeddings and --labels go together: pass both .npy files")
+        if args.embeddings is None:
+            raise ValueError("--labels goes with --embeddings: pass the embeddings .npy too")
+        if args.labels is None:
+            # embed.py (and --save_embeddings) write the labels beside the embeddings when known.
+            args.labels = sidecar(args.embeddings, "labels") if args.embeddings.endswith(".npy") else ""
+            if not os.path.isfile(args.labels):
+                raise ValueError("--embeddings %s has no labels beside it (%s); pass --labels L.npy, or "
+                                 "embed a split file or class folders with embed.py, which writes them"
+                                 % (args.embeddings, args.labels))
         if args.save_embeddings is not None:
             raise ValueError("--save_embeddings stores the embeddings of a --checkpoint; stored "
                              "embeddings are already in %s" % args.embeddings)

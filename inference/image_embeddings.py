@@ -106,6 +106,7 @@ def save_embeddings(npy_path, embeddings, paths, skipped, labels=None):
     or None."""
     folder = os.path.dirname(os.path.abspath(npy_path))
     labels_path = sidecar(npy_path, "labels") if labels is not None else None
+    stale_labels = sidecar(npy_path, "labels") if labels is None else None
     try:
         os.makedirs(folder, exist_ok=True)
         np.save(npy_path, embeddings)
@@ -117,6 +118,8 @@ def save_embeddings(npy_path, embeddings, paths, skipped, labels=None):
             os.remove(skipped_file)  # from an earlier run; nothing was skipped this time
         if labels_path is not None:
             np.save(labels_path, np.asarray(labels))
+        elif os.path.exists(stale_labels):
+            os.remove(stale_labels)  # from an earlier run of other images
     except OSError as error:
         raise ValueError("cannot write %s: %s" % (npy_path, error.strerror or error)) from None
     logger.info("wrote %d embeddings of dimension %d to %s (image order in %s)", len(paths),
@@ -141,3 +144,17 @@ def load_embeddings(npy_path):
         raise ValueError("%s holds %s embeddings but %s lists %d images; delete both to re-embed"
                          % (npy_path, embeddings.shape, paths_file, len(paths)))
     return embeddings.astype(np.float32, copy=False), paths, skipped
+
+
+def load_labels(npy_path, count):
+    """The labels sidecar of ``npy_path`` (``count`` entries), or None when there is none."""
+    labels_file = sidecar(npy_path, "labels")
+    if not os.path.isfile(labels_file):
+        return None
+    try:
+        labels = np.load(labels_file, allow_pickle=False)
+    except (OSError, ValueError) as error:
+        raise ValueError("cannot read labels %s: %s" % (labels_file, error)) from None
+    if labels.shape != (count,):
+        raise ValueError("%s holds %s labels for %d embeddings; delete it" % (labels_file, labels.shape, count))
+    return labels

@@ -126,18 +126,32 @@ def test_query_search_picture_and_cache(setup, tmp_path, capsys, caplog):
             "--gallery_embeddings", cache, "--picture", picture, "--thumb", "32"]
     code, stdout, err = _main(capsys, *argv)
     assert code == 0, "search failed: %s" % err
-    rows = [line.split() for line in stdout.splitlines() if line.startswith("  ") and "rank" not in line]
-    assert len(rows) == 3, "3 results printed: %s" % stdout
+    rows = [line.split() for line in stdout.splitlines() if line.startswith("  ") and line.split()[0].isdigit()]
+    assert len(rows) == 3 and all(len(row) == 4 for row in rows), "3 results with their class: %s" % stdout
     embeddings = _expected(setup["net"], setup["images"])
     dist = np.linalg.norm(embeddings - embeddings[4], axis=1)
     dist[4] = np.inf  # the query's own file is not a result
     want = np.argsort(dist, kind="stable")[:3]
-    assert [row[2] for row in rows] == [setup["images"][i] for i in want], "nearest images: %s" % stdout
+    assert [row[3] for row in rows] == [setup["images"][i] for i in want], "nearest images: %s" % stdout
+    classes = [os.path.basename(os.path.dirname(setup["images"][i])) for i in want]
+    assert [row[2] for row in rows] == classes, "each result's class folder: %s" % stdout
+    own = os.path.basename(os.path.dirname(query))
+    assert "query %s  (class %s)" % (query, own) in stdout, stdout
+    assert "  -> %d of 3 of the query's class" % sum(c == own for c in classes) in stdout, stdout
     assert np.allclose([float(row[1]) for row in rows], dist[want], atol=1e-4), "distances: %s" % stdout
     shown = cv2.imread(picture)
     assert shown is not None and shown.shape[1] == 4 * (32 + 6 + 3) + 3, \
         "picture of the query and 3 results: %s" % (None if shown is None else shown.shape,)
     assert os.path.isfile(cache) and os.path.isfile(str(tmp_path / "gallery.paths.txt")), "cache written"
+    # Frames as in TensorBoard's grid: green for the query's class, red otherwise (BGR in OpenCV),
+    # sampled in the middle of each result's left frame.
+    cell, gap = 32 + 6, 3
+    for rank, same in enumerate([c == own for c in classes], start=1):
+        b, g, r = shown[gap + cell // 2, gap + rank * (cell + gap) + 1].astype(int)
+        assert (g > 200 and r < 60) if same else (r > 200 and g < 60), \
+            "result %d framed %s: BGR %s" % (rank, "green" if same else "red", (b, g, r))
+    assert np.array_equal(np.load(str(tmp_path / "gallery.labels.npy")),
+                          [os.path.basename(os.path.dirname(p)) for p in setup["images"]]), "labels cached"
 
     caplog.clear()
     code, stdout, err = _main(capsys, *argv)
@@ -202,3 +216,22 @@ def test_bad_checkpoint_is_one_line(setup, tmp_path, capsys):
         code, _, err = _main(capsys, "--checkpoint", checkpoint, "--images", images, "--out",
                              str(tmp_path / "e.npy"))
         assert code == 2 and words in _one_error_line(err), "%s: %r" % (checkpoint, err)
+
+
+def test_embed_a_split_file_writes_labels_that_evaluate_reads(setup, tmp_path, capsys):
+    import evaluate
+    out = str(tmp_path / "results" / "emb.npy")
+    code, stdout, err = _main(capsys, "--checkpoint", setup["params"], "--images",
+                              os.path.join(setup["data"], "test.txt"), "--out", out)
+    assert code == 0, err
+    labels = np.load(str(tmp_path / "results" / "emb.labels.npy"))
+    paths = open(str(tmp_path / "results" / "emb.paths.txt")).read().split()
+    split = [line.split() for line in open(os.path.join(setup["data"], "test.txt")).read().splitlines()[1:]]
+    assert len(labels) == len(paths) == len(split), (len(labels), len(paths), len(split))
+    assert "labels: %s" % str(tmp_path / "results" / "emb.labels.npy") in stdout, stdout
+    code = evaluate.main(["--embeddings", out, "--recallk", "1,2", "--out", str(tmp_path / "m.json")])
+    evaluated, err = capsys.readouterr()
+    assert code == 0, err
+    report = json.load(open(str(tmp_path / "m.json")))
+    assert report["labels"] == str(tmp_path / "results" / "emb.labels.npy"), report
+    assert set(report["metrics"]) >= {"R@1", "R@2"}, report

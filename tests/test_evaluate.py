@@ -199,7 +199,8 @@ def _shape_mismatch(setup, tmp_path):
         (_mismatched_params, "shape incompatible"),
         (_bad_params, "is not a parameter file saved by main.py"),
         (_shape_mismatch, "has 6 rows but --labels"),
-        (lambda s, t: ["--embeddings", str(t / "e.npy")], "--embeddings and --labels go together"),
+        (lambda s, t: ["--embeddings", str(t / "e.npy")], "has no labels beside it"),
+        (lambda s, t: ["--labels", str(t / "l.npy")], "--labels goes with --embeddings"),
         (lambda s, t: ["--checkpoint", s["params"], "--embeddings", "e.npy", "--labels", "l.npy"], "not both"),
         (lambda s, t: [], "nothing to evaluate"),
         (lambda s, t: ["--checkpoint", s["params"], "--data_name", "imagenet"], "unknown dataset"),
@@ -207,7 +208,7 @@ def _shape_mismatch(setup, tmp_path):
         (lambda s, t: ["--checkpoint", s["params"], "--data_name", "cub200", "--data_dir", str(t / "x")],
          "python3 -m data.prepare cub200"),
     ],
-    ids=["missing", "no_args_json", "mismatched", "garbage", "shapes", "labels_missing", "both",
+    ids=["missing", "no_args_json", "mismatched", "garbage", "shapes", "labels_missing", "embeddings_missing", "both",
          "nothing", "dataset", "metric", "no_data"],
 )
 def test_bad_input_is_one_line(setup, tmp_path, capsys, make_argv, message):
