@@ -51,7 +51,7 @@ def build_parser():
     net = parser.add_argument_group("network")
     net.add_argument("--checkpoint", required=True,
                      help="trained parameters (model_last.params, model_best.params, "
-                          "checkpoint-*.params) or an exported PREFIX-symbol.json")
+                          "checkpoint-*.params), an exported PREFIX-symbol.json, or its PREFIX.onnx (ONNX Runtime)")
     net.add_argument("--backbone", default=None,
                      help="backbone of a .params checkpoint (default: from args.json beside it)")
     net.add_argument("--embed_dim", default=None, type=int,

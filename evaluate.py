@@ -50,7 +50,7 @@ def build_parser():
     source = parser.add_argument_group("what to evaluate")
     source.add_argument("--checkpoint", default=None,
                         help="parameters saved by main.py (model_last.params, model_best.params, "
-                             "checkpoint-*.params) or an exported PREFIX-symbol.json")
+                             "checkpoint-*.params), an exported PREFIX-symbol.json, or its PREFIX.onnx (ONNX Runtime)")
     source.add_argument("--embeddings", default=None,
                         help="instead of a network: an (N, D) .npy of embeddings, with --labels")
     source.add_argument("--labels", default=None,

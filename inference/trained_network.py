@@ -1,5 +1,6 @@
-"""Load a trained network, for every tool: a ``.params`` checkpoint with its run's args.json, or an
-export (``PREFIX-symbol.json``, see ``model.export``).
+"""Load a trained network, for every tool: a ``.params`` checkpoint with its run's args.json, an
+export (``PREFIX-symbol.json``, see ``model.export``), or its ONNX model (``PREFIX.onnx``, run by
+ONNX Runtime).
 
 A ``.params`` checkpoint is rebuilt as its run built it: backbone, embed_dim and image_size from
 the args.json beside it (``utils.run_folder``), or from the caller where it has none, and the L2
@@ -37,8 +38,10 @@ def load_network(checkpoint, ctx, backbone=None, embed_dim=None, image_size=None
         return _load_export(checkpoint, given, ctx)
     if checkpoint.endswith(".params"):
         return _load_params(checkpoint, given, ctx)
-    raise ValueError("--checkpoint must be a .params file saved by main.py or an exported "
-                     "PREFIX%s, got %s" % (SYMBOL_SUFFIX, checkpoint))
+    if checkpoint.endswith(".onnx"):
+        return _load_onnx(checkpoint, given)
+    raise ValueError("--checkpoint must be a .params file saved by main.py, an exported "
+                     "PREFIX%s or PREFIX.onnx, got %s" % (SYMBOL_SUFFIX, checkpoint))
 
 
 def check_params_file(path):
@@ -86,6 +89,44 @@ def _load_export(symbol_file, given, ctx):
                          % (symbol_file, params_file, one_line(error))) from None
     net.hybridize(static_alloc=True)
     logger.info("exported network %s (%s), image size %d", symbol_file, params_file, image_size)
+    return net, int(image_size)
+
+
+class OnnxNetwork:
+    """An exported ONNX model behind the call the tools make of a network: uint8 NHWC images (an
+    NDArray) in, embeddings (an NDArray on the CPU) out; ONNX Runtime runs it on the CPU."""
+
+    def __init__(self, onnx_file):
+        try:
+            import onnxruntime
+        except ImportError:
+            raise ValueError("running %s needs onnxruntime: pip install onnxruntime==1.18.1 (pinned in "
+                             "requirements-common.txt)" % onnx_file) from None
+        try:
+            self.session = onnxruntime.InferenceSession(onnx_file, providers=["CPUExecutionProvider"])
+        except Exception as error:  # onnxruntime raises its own exception types
+            raise ValueError("cannot load the ONNX model %s: %s" % (onnx_file, one_line(error))) from None
+        self.input_name = self.session.get_inputs()[0].name
+
+    def __call__(self, images):
+        return mx.nd.array(self.session.run(None, {self.input_name: images.asnumpy()})[0])
+
+    def hybridize(self, *args, **kwargs):
+        """Nothing to do: ONNX Runtime optimises the graph when it loads it."""
+
+
+def _load_onnx(onnx_file, given):
+    """An exported ONNX model (``PREFIX.onnx`` beside ``PREFIX-meta.json``)."""
+    meta_file = exported_files(onnx_file[: -len(".onnx")])[2]
+    meta = _read_meta(meta_file) if os.path.isfile(meta_file) else {}
+    image_size = given["image_size"] or meta.get("image_size")
+    if not image_size:
+        raise ValueError("%s is missing; pass --image_size, the side the network was trained at" % meta_file)
+    for name in ("backbone", "embed_dim"):
+        if given[name] is not None:
+            logger.warning("--%s is ignored for an ONNX model (its graph fixes it)", name)
+    net = OnnxNetwork(onnx_file)
+    logger.info("ONNX model %s (ONNX Runtime, CPU), image size %d", onnx_file, image_size)
     return net, int(image_size)
 
 

@@ -93,6 +93,12 @@ def test_list_file_and_exported_model_agree(setup, tmp_path, capsys):
     assert paths == list(reversed(chosen)), "list order kept, relative paths resolved against the list"
     a, b = np.load(str(tmp_path / "a.npy")), np.load(str(tmp_path / "b.npy"))
     assert np.allclose(a, b, atol=1e-5), "exported and .params embeddings differ by %g" % np.abs(a - b).max()
+    onnx_file = setup["symbol"][: -len("-symbol.json")] + ".onnx"
+    code, _, err = _main(capsys, "--checkpoint", onnx_file, "--images", str(list_file), "--out",
+                         str(tmp_path / "o.npy"), "--batch_size", "2")
+    assert code == 0, "the ONNX model needs no training flags either: %s" % err
+    o = np.load(str(tmp_path / "o.npy"))
+    assert np.abs(a - o).max() <= 1e-4, "ONNX Runtime and .params embeddings differ by %g" % np.abs(a - o).max()
     split = os.path.join(setup["data"], "test.txt")
     code, _, err = _main(capsys, "--checkpoint", setup["symbol"], "--images", split, "--out",
                          str(tmp_path / "c.npy"))
