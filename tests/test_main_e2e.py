@@ -58,7 +58,7 @@ def test_train_two_epochs(tiny_demo, tmp_path):
     assert saved_args["n_inner_pts"] == 2 and saved_args["data_name"] == "demo", "args.json incomplete"
     assert os.path.isfile(os.path.join(save_dir, "train.log")), "train.log missing"
 
-    tags = _read_tags(os.path.join(save_dir, "tensorboard_log"))
+    tags = _read_tags(save_dir)  # the event files lie in the run folder itself
     for tag in ("loss", "lr", "loss_epoch", "lr_epoch", "metric/R1", "metric_epoch/R1", "metric/MAP_R",
                 "metric_epoch/NMI", "metric/F1", "metric/RP",
                 "metric/R8", "metric/R1/best", "metric_epoch/R1/best"):
@@ -72,12 +72,14 @@ def test_train_two_epochs(tiny_demo, tmp_path):
 
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-    accumulator = EventAccumulator(os.path.join(save_dir, "tensorboard_log"), size_guidance={"images": 0})
+    accumulator = EventAccumulator(save_dir, size_guidance={"images": 0})
     accumulator.Reload()
     assert "retrieval/test" in accumulator.Tags()["images"], "a retrieval grid per evaluation"
     assert len(accumulator.Images("retrieval/test")) == 3, "grids at evaluations 0, 1 and 2"
-    assert os.path.isfile(os.path.join(save_dir, "tensorboard_log", "projector_config.pbtxt")), \
+    assert os.path.isfile(os.path.join(save_dir, "projector_config.pbtxt")), \
         "--projector_every=2 writes the projector files at epoch 2"
+    assert os.path.isfile(os.path.join(save_dir, "projector", "00004", "test_embeddings", "tensors.tsv")), \
+        "the projector's files lie under projector/<step>/"
 
 
 @pytest.mark.parametrize("extra, fragment", [

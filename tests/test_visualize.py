@@ -3,20 +3,23 @@ import os
 
 import numpy as np
 import pytest
+from google.protobuf import text_format
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+from tensorboard.plugins.projector.projector_config_pb2 import ProjectorConfig
 from tensorboardX import SummaryWriter
 
 from utils.metrics import nearest_neighbors
-from utils.visualize import (GREEN, QUERY_COLOUR, RED, grid_layout, log_projector, log_retrieval_grid,
-                             pick_fixed_queries, query_neighbors, retrieval_grid, subsample_indices)
+from utils.visualize import (GREEN, QUERY_COLOUR, RED, grid_layout, grid_legend, header_height, log_projector,
+                             log_retrieval_grid, pick_fixed_queries, query_neighbors, retrieval_grid,
+                             subsample_indices)
 
 
 def _flat(value, size=10):
     return np.full((size, size, 3), value, dtype=np.uint8)
 
 
-def _cell(grid, row, col, thumb, border):
-    cell_h, cell_w, gap = grid_layout(thumb, border)
+def _cell(grid, row, col, thumb, border, caption=0):
+    cell_h, cell_w, gap = grid_layout(thumb, border, caption)
     top, left = gap + row * (cell_h + gap), gap + col * (cell_w + gap)
     return grid[top:top + cell_h, left:left + cell_w]
 
@@ -104,12 +107,17 @@ def test_log_retrieval_grid_writes_an_image(tmp_path):
     writer.close()
     # After L2 normalisation 5 = (4.9, 1)/|.| is nearest to 3 and 4 (class 2): red, red, then green.
     want_neighbors = nearest_neighbors(embeddings / np.linalg.norm(embeddings, axis=1, keepdims=True), 5)
-    cell_h, cell_w, gap = grid_layout(16, 2)
-    assert grid.shape == (2 * (cell_h + gap) + gap, 6 * (cell_w + gap) + gap, 3), \
+    # Below the legend (2 lines) and the column titles; class ids under the cells.
+    top = header_height(16, column_titles=[""] * 6, legend=grid_legend(5))
+    assert top == 3 * 12, "two legend lines and a title line of 12 px: %d" % top
+    caption = 12
+    cell_h, cell_w, gap = grid_layout(16, 2, caption)
+    assert grid.shape == (top + 2 * (cell_h + gap) + gap, 6 * (cell_w + gap) + gap, 3), \
         "k is capped at N - 1 = 5: %s" % (grid.shape,)
+    assert grid[:top].max() > 200, "the legend and the titles are drawn"
     for row, query in enumerate([0, 5]):
         for col, neighbour in enumerate(want_neighbors[query], start=1):
-            cell = _cell(grid, row, col, 16, 2)
+            cell = _cell(grid[top:], row, col, 16, 2, caption)
             colour = GREEN if labels[neighbour] == labels[query] else RED
             assert (cell[0, 0] == colour).all(), "query %d, rank %d: frame %s" % (query, col, cell[0, 0])
             assert (cell[8, 8] == 40 * neighbour).all(), \
@@ -120,6 +128,19 @@ def test_log_retrieval_grid_writes_an_image(tmp_path):
     logged = events.Images("retrieval/test")[0]
     assert logged.step == 7 and (logged.height, logged.width) == grid.shape[:2], \
         "logged image step %d, size %dx%d" % (logged.step, logged.height, logged.width)
+    description = events.SummaryMetadata("retrieval/test").summary_description
+    assert "green" in description and "class id" in description, "the tag's description: %r" % description
+
+
+def test_grid_captions_are_the_class_ids(tmp_path):
+    embeddings, labels = _toy()
+    images = [_flat(0) for _ in range(6)]
+    grids = [log_retrieval_grid(SummaryWriter(str(tmp_path / name)), "g", embeddings, value, lambda i: images[i],
+                                [0], step=0, k=2, thumb=16, border=2)
+             for name, value in (("a", labels), ("b", labels + 7))]
+    top = header_height(16, column_titles=[""] * 3, legend=grid_legend(2))
+    assert np.array_equal(grids[0][:top], grids[1][:top]), "the header does not depend on the classes"
+    assert not np.array_equal(grids[0][top:], grids[1][top:]), "the class ids are drawn under the cells"
 
 
 def test_log_projector_writes_the_projector_files(tmp_path):
@@ -127,18 +148,22 @@ def test_log_projector_writes_the_projector_files(tmp_path):
     embeddings = rng.normal(size=(50, 4)).astype(np.float32)
     labels = np.repeat(np.arange(10), 5)
     thumbnails = rng.integers(0, 256, size=(50, 20, 20, 3)).astype(np.uint8)
-    writer = SummaryWriter(str(tmp_path))
-    rows = log_projector(writer, embeddings, labels, thumbnails, step=3, max_points=20)
+    rows = log_projector(str(tmp_path), embeddings, labels, thumbnails, step=3, max_points=20)
     calls = []
-    log_projector(writer, embeddings, labels, lambda i: calls.append(i) or thumbnails[i], step=4,
+    log_projector(str(tmp_path), embeddings, labels, lambda i: calls.append(i) or thumbnails[i], step=4,
                   max_points=20, tag="by_callable")
-    writer.close()
+    log_projector(str(tmp_path), embeddings, labels, thumbnails, step=3, max_points=20)  # a resume's repeat
     assert np.array_equal(rows, subsample_indices(50, 20)) and len(set(rows.tolist())) == 20, \
         "20 distinct, evenly spaced rows: %s" % rows
     assert calls == rows.tolist(), "a thumbnail callable is asked for the subsampled rows only"
     config = open(os.path.join(str(tmp_path), "projector_config.pbtxt")).read()
     assert "test_embeddings:00003" in config and "by_callable:00004" in config, config
-    folder = os.path.join(str(tmp_path), "00003", "test_embeddings")
+    assert config.count("test_embeddings:00003") == 1, "an embedding written again gets no second entry"
+    parsed = text_format.Parse(config, ProjectorConfig())  # as TensorBoard's projector reads it
+    assert [e.tensor_name for e in parsed.embeddings] == ["test_embeddings:00003", "by_callable:00004"], config
+    assert parsed.embeddings[0].sprite.single_image_dim == [32, 32], "thumbnails of 32 px (thumb)"
+    assert 'tensor_path: "projector/00003/test_embeddings/tensors.tsv"' in config, config
+    folder = os.path.join(str(tmp_path), "projector", "00003", "test_embeddings")
     tensors = np.loadtxt(os.path.join(folder, "tensors.tsv"), delimiter="\t")
     assert np.allclose(tensors, embeddings[rows], atol=1e-5), "tensors.tsv holds the subsampled rows"
     metadata = open(os.path.join(folder, "metadata.tsv")).read().split()
