@@ -32,7 +32,7 @@ demo: venv
 		--optim=adam --lr=0.0003 --lr_decay_factor=0.5 --lr_decay_epochs=120 \
 		--epochs=180 --eval_epoch_term=15 --summary_step=5 --seed=0 \
 		--keep_checkpoints=1 --save_dir=$(DEMO_SAVE) $(DEMO_FLAGS)
-	@echo "TensorBoard: $(VENV)/bin/tensorboard --logdir=results"
+	@echo "TensorBoard: $(VENV)/bin/tensorboard --logdir=results --samples_per_plugin=images=1000"
 
 test: venv
 	$(PY) -m pytest -q tests

@@ -1,10 +1,11 @@
 """Retrieval grids and the embedding projector: layout, colours, neighbours, files TensorBoard reads."""
 import os
 
+import cv2
 import numpy as np
 import pytest
 from google.protobuf import text_format
-from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+from tensorboard.backend.event_processing.plugin_event_accumulator import EventAccumulator
 from tensorboard.plugins.projector.projector_config_pb2 import ProjectorConfig
 from tensorboardX import SummaryWriter
 
@@ -122,13 +123,17 @@ def test_log_retrieval_grid_writes_an_image(tmp_path):
             assert (cell[0, 0] == colour).all(), "query %d, rank %d: frame %s" % (query, col, cell[0, 0])
             assert (cell[8, 8] == 40 * neighbour).all(), \
                 "query %d, rank %d: image of row %d" % (query, col, neighbour)
-    events = EventAccumulator(str(tmp_path), size_guidance={"images": 0})
+    events = EventAccumulator(str(tmp_path), size_guidance={"tensors": 0})  # as TensorBoard reads it
     events.Reload()
-    assert "retrieval/test" in events.Tags()["images"], "image tag missing: %s" % events.Tags()
-    logged = events.Images("retrieval/test")[0]
-    assert logged.step == 7 and (logged.height, logged.width) == grid.shape[:2], \
-        "logged image step %d, size %dx%d" % (logged.step, logged.height, logged.width)
-    description = events.SummaryMetadata("retrieval/test").summary_description
+    metadata = events.SummaryMetadata("retrieval/test")
+    assert metadata.plugin_data.plugin_name == "images", "an image of the images plugin: %s" % metadata
+    logged = events.Tensors("retrieval/test")[0]
+    width, height, png = logged.tensor_proto.string_val
+    assert logged.step == 7 and (int(height), int(width)) == grid.shape[:2], \
+        "logged image step %d, size %sx%s" % (logged.step, height, width)
+    decoded = cv2.imdecode(np.frombuffer(png, np.uint8), cv2.IMREAD_COLOR)[:, :, ::-1]
+    assert np.array_equal(decoded, grid), "the PNG holds the grid"
+    description = metadata.summary_description
     assert "green" in description and "class id" in description, "the tag's description: %r" % description
 
 

@@ -15,7 +15,7 @@ import os
 from tensorboardX import FileWriter, SummaryWriter
 from tensorboardX.event_file_writer import EventsWriter
 
-from . import storage
+from . import described, storage
 from .run_folder import SUMMARY_CSV, tensorboard_dir
 from .run_settings import write_settings
 
@@ -117,13 +117,17 @@ class TrainingSummary:
         """Log ``{'R@1': v, 'MAP@R': v, ...}`` as ``metric/R1``, ``metric_epoch/R1``, ..."""
         for name, value in metrics.items():
             tag, about = self.metric_tag(name), METRIC_DESCRIPTION % name
-            self.writer.add_scalar("metric/%s" % tag, value, global_step, summary_description=about)
-            self.writer.add_scalar("metric_epoch/%s" % tag, value, epoch, summary_description=about)
+            self._described("metric/%s" % tag, value, global_step, about)
+            self._described("metric_epoch/%s" % tag, value, epoch, about)
 
     def best(self, global_step, epoch, name, value):
         tag, about = self.metric_tag(name), BEST_DESCRIPTION % name
-        self.writer.add_scalar("metric/%s/best" % tag, value, global_step, summary_description=about)
-        self.writer.add_scalar("metric_epoch/%s/best" % tag, value, epoch, summary_description=about)
+        self._described("metric/%s/best" % tag, value, global_step, about)
+        self._described("metric_epoch/%s/best" % tag, value, epoch, about)
+
+    def _described(self, tag, value, step, description):
+        if self.csv_path is not None:
+            self.writer._get_file_writer().add_summary(described.scalar(tag, value, description), step)
 
     def csv_row(self, row, columns):
         """Append one row (a dict) to summary.csv with ``columns`` in that order, writing the header

@@ -17,8 +17,8 @@ import posixpath
 import cv2
 import numpy as np
 from tensorboardX.embedding import make_mat, make_sprite, make_tsv
-from tensorboardX.summary import image as image_summary
 
+from . import described
 from .run_folder import PROJECTOR, PROJECTOR_CONFIG
 
 logger = logging.getLogger(__name__)
@@ -314,9 +314,7 @@ def log_retrieval_grid(writer, tag, embeddings, labels, images_fn, query_indices
                           thumb=thumb, border=border, captions=captions,
                           column_titles=["query"] + [str(rank) for rank in range(1, k + 1)],
                           legend=grid_legend(k))
-    summary = image_summary(tag, grid, dataformats="HWC")
-    summary.value[0].metadata.summary_description = GRID_DESCRIPTION.format(k=k)
-    writer._get_file_writer().add_summary(summary, step)
+    writer._get_file_writer().add_summary(described.image(tag, grid, GRID_DESCRIPTION.format(k=k)), step)
     return grid
 
 
