@@ -28,7 +28,7 @@ from PIL import Image
 # (file name, URL fragment, window size, crop box): the window is what a 1000-pixel-wide browser shows.
 SHOTS = (
     ("tensorboard_scalars.png", "#scalars&_smoothingWeight=0&tagFilter=%5Emetric%2FR1(%2Fbest)%3F%24",
-     (1000, 500), (0, 0, 1000, 500)),
+     (1000, 720), (0, 0, 1000, 500)),
     ("tensorboard_grid.png", "#images&tagFilter=%5Eretrieval%2Ftest%24", (900, 700), (0, 0, 900, 660)),
 )
 WAIT_SECONDS = 120
