@@ -7,6 +7,10 @@
   every run under ``--logdir``, and takes as metrics the last value of each scalar tag of those
   runs (``metric/R1`` is the last R@1, ``metric/R1/best`` the best one), so runs with different
   ranks or metrics compare in one table.
+
+Not tensorboardX's ``add_hparams``: it writes into a new sub-folder named by the time (a second
+run, ``NAME/<time>``, holding copies of the metrics) and an experiment summary per call, of which
+TensorBoard reads only the first run's.
 """
 from tensorboardX.proto.plugin_hparams_pb2 import HParamsPluginData, SessionStartInfo
 from tensorboardX.proto.summary_pb2 import Summary, SummaryMetadata
