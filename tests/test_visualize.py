@@ -173,7 +173,11 @@ def test_log_projector_writes_the_projector_files(tmp_path):
     assert np.allclose(tensors, embeddings[rows], atol=1e-5), "tensors.tsv holds the subsampled rows"
     metadata = open(os.path.join(folder, "metadata.tsv")).read().split()
     assert metadata == [str(v) for v in labels[rows]], "metadata.tsv holds their labels"
-    assert os.path.isfile(os.path.join(folder, "sprite.png")), "sprite of thumbnails written"
+    sprite = cv2.imread(os.path.join(folder, "sprite.png"))[:, :, ::-1]
+    assert sprite.shape == (5 * 32, 5 * 32, 3), "20 thumbnails of 32 px, 5 a row: %s" % (sprite.shape,)
+    first = cv2.resize(thumbnails[rows[0]], (32, 32), interpolation=cv2.INTER_LINEAR)
+    assert np.array_equal(sprite[:32, :32], first), "the first row's thumbnail comes first"
+    assert not sprite[4 * 32:, 0:].any(), "no thumbnail after the 20th: the last row is black"
 
 
 def test_subsample_is_deterministic_and_covers_the_range():

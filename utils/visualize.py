@@ -16,7 +16,7 @@ import posixpath
 
 import cv2
 import numpy as np
-from tensorboardX.embedding import make_mat, make_sprite, make_tsv
+from tensorboardX.embedding import make_mat, make_tsv
 
 from . import described
 from .run_folder import PROJECTOR, PROJECTOR_CONFIG
@@ -331,6 +331,18 @@ def subsample_indices(num, max_points):
     return np.floor(np.linspace(0, num - 1, int(max_points))).astype(np.int64)
 
 
+def _write_sprite(thumbnails, side, folder):
+    """``folder/sprite.png``: the ``side``-pixel thumbnails row by row in a square of
+    ceil(sqrt(n)) per side, black where none is (what the projector expects)."""
+    per_row = int(math.ceil(math.sqrt(len(thumbnails))))
+    sprite = np.zeros((per_row * side, per_row * side, 3), dtype=np.uint8)
+    for index, thumbnail in enumerate(thumbnails):
+        row, col = divmod(index, per_row)
+        sprite[row * side:(row + 1) * side, col * side:(col + 1) * side] = thumbnail
+    if not cv2.imwrite(os.path.join(folder, "sprite.png"), sprite[:, :, ::-1]):
+        raise OSError("cannot write %s" % os.path.join(folder, "sprite.png"))
+
+
 def _append_projector_entry(log_dir, name, subdir, sprite_side):
     """Add the embedding ``name`` to ``log_dir/projector_config.pbtxt`` unless it is there already
     (an evaluation repeated after a resume writes the same files again, and no second entry)."""
@@ -395,9 +407,8 @@ def log_projector(log_dir, embeddings, labels, thumbnails, step, max_points=1000
             raise ValueError("got %d thumbnails for %d embeddings" % (len(thumbnails), embeddings.shape[0]))
         side = max(1, min(int(thumb), MAX_SPRITE_SIDE // int(math.ceil(math.sqrt(len(rows))))))
         images = [thumbnails(int(i)) if callable(thumbnails) else thumbnails[i] for i in rows]
-        stack = np.stack([_thumbnail(image, side, "thumbnail of row %d" % i)
-                          for i, image in zip(rows, images)])
-        make_sprite(stack.transpose(0, 3, 1, 2).astype(np.float32) / 255.0, folder)
+        _write_sprite([_thumbnail(image, side, "thumbnail of row %d" % i) for i, image in zip(rows, images)],
+                      side, folder)
     make_tsv([str(v) for v in labels[rows]], folder)
     make_mat(embeddings[rows], folder)
     _append_projector_entry(log_dir, "%s:%05d" % (tag, int(step)), subdir, side)
