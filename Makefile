@@ -35,7 +35,7 @@ demo: venv
 	$(PY) -m data.demo --out $(DEMO_DIR)
 	rm -rf $(DEMO_SAVE)
 	$(DEMO_TRAIN) --n_inner_pts=2 --save_dir=$(DEMO_SAVE)
-	@echo "TensorBoard: $(VENV)/bin/tensorboard --logdir=results"
+	@echo "TensorBoard: $(VENV)/bin/tensorboard --logdir=results --samples_per_plugin=images=1000"
 
 # The original README's picture in miniature: the demo with EE (n = 2) and without (n = 0), same
 # budget, and both R@1 curves in one figure.

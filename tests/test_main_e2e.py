@@ -27,13 +27,21 @@ def _base_argv(data_dir, save_dir):
     ]
 
 
-def _read_tags(event_dir):
-    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+def _accumulator(event_dir):
+    """The events as TensorBoard reads them (every value a tensor, with its plugin's metadata)."""
+    from tensorboard.backend.event_processing.plugin_event_accumulator import EventAccumulator
 
-    accumulator = EventAccumulator(event_dir)
+    accumulator = EventAccumulator(event_dir, size_guidance={"tensors": 0})
     accumulator.Reload()
-    return {tag: [(e.step, e.value) for e in accumulator.Scalars(tag)]
-            for tag in accumulator.Tags()["scalars"]}
+    return accumulator
+
+
+def _read_tags(event_dir, plugin="scalars"):
+    accumulator = _accumulator(event_dir)
+    return {tag: [(e.step, e.tensor_proto.float_val[0] if plugin == "scalars" else e.tensor_proto)
+                  for e in accumulator.Tensors(tag)]
+            for tag in accumulator.Tags()["tensors"]
+            if accumulator.SummaryMetadata(tag).plugin_data.plugin_name == plugin}
 
 
 def test_train_two_epochs(tiny_demo, tmp_path):
@@ -58,7 +66,7 @@ def test_train_two_epochs(tiny_demo, tmp_path):
     assert saved_args["n_inner_pts"] == 2 and saved_args["data_name"] == "demo", "args.json incomplete"
     assert os.path.isfile(os.path.join(save_dir, "train.log")), "train.log missing"
 
-    tags = _read_tags(os.path.join(save_dir, "tensorboard_log"))
+    tags = _read_tags(save_dir)  # the event files lie in the run folder itself
     for tag in ("loss", "lr", "loss_epoch", "lr_epoch", "metric/R1", "metric_epoch/R1", "metric/MAP_R",
                 "metric_epoch/NMI", "metric/F1", "metric/RP",
                 "metric/R8", "metric/R1/best", "metric_epoch/R1/best"):
@@ -70,14 +78,13 @@ def test_train_two_epochs(tiny_demo, tmp_path):
     assert lrs[1] == pytest.approx(1e-3) and lrs[4] == pytest.approx(5e-4), "lr schedule: %r" % lrs
     assert [step for step, _ in tags["metric_epoch/R1"]] == [0, 1, 2], "evaluations at 0, 1, 2"
 
-    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
-
-    accumulator = EventAccumulator(os.path.join(save_dir, "tensorboard_log"), size_guidance={"images": 0})
-    accumulator.Reload()
-    assert "retrieval/test" in accumulator.Tags()["images"], "a retrieval grid per evaluation"
-    assert len(accumulator.Images("retrieval/test")) == 3, "grids at evaluations 0, 1 and 2"
-    assert os.path.isfile(os.path.join(save_dir, "tensorboard_log", "projector_config.pbtxt")), \
+    images = _read_tags(save_dir, plugin="images")
+    assert list(images) == ["retrieval/test"], "a retrieval grid per evaluation: %s" % list(images)
+    assert [step for step, _ in images["retrieval/test"]] == [0, 2, 4], "grids at evaluations 0, 1 and 2"
+    assert os.path.isfile(os.path.join(save_dir, "projector_config.pbtxt")), \
         "--projector_every=2 writes the projector files at epoch 2"
+    assert os.path.isfile(os.path.join(save_dir, "projector", "00004", "test_embeddings", "tensors.tsv")), \
+        "the projector's files lie under projector/<step>/"
 
 
 @pytest.mark.parametrize("extra, fragment", [

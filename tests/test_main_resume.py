@@ -30,7 +30,7 @@ def train_argv(data_dir, save_dir, *extra):
     return [sys.executable, "main.py", "--data_name=demo", "--data_dir=" + data_dir, "--gpu_idx=-1",
             "--pretrained=none", "--backbone=resnet18_v1", "--image_size=32", "--embed_dim=16",
             "--batch_size=8", "--num_instances=4", "--num_workers=0", "--epochs=4",
-            "--eval_epoch_term=2", "--summary_step=1", "--lr_decay_epochs=2,3", "--lr=0.001",
+            "--eval_epoch_term=2", "--summary_step=3", "--lr_decay_epochs=2,3", "--lr=0.001",
             "--progress=False", "--keep_checkpoints=2", "--save_dir=" + save_dir] + list(extra)
 
 
@@ -47,17 +47,24 @@ def run(argv, fault=None):
 
 
 def event_scalars(save_dir):
-    """{tag: [(step, value), ...]} over every event file of the run, in file order."""
+    """{tag: [(step, value), ...]} over every event file of the run, in file order: scalars by
+    value, images by their PNG bytes, the text of the run's flags and its hparams by step only
+    (their content holds times). EventFileLoader hands every value over as a tensor."""
     from tensorboard.backend.event_processing.event_file_loader import EventFileLoader
 
     tags = {}
-    for path in sorted(glob.glob(os.path.join(save_dir, "tensorboard_log", "events.*"))):
+    for path in sorted(glob.glob(os.path.join(save_dir, "events.out.tfevents.*"))):
         for event in EventFileLoader(path).Load():
             for value in event.summary.value:
-                if value.HasField("simple_value"):
-                    tags.setdefault(value.tag, []).append((event.step, value.simple_value))
-                elif value.HasField("image") or value.metadata.plugin_data.plugin_name == "images":
-                    tags.setdefault(value.tag, []).append((event.step, "image"))
+                plugin = value.metadata.plugin_data.plugin_name
+                if plugin == "scalars":
+                    tags.setdefault(value.tag, []).append((event.step, value.tensor.float_val[0]))
+                elif plugin == "images":
+                    tags.setdefault(value.tag, []).append((event.step, value.tensor.string_val[2]))
+                elif plugin in ("text", "hparams"):
+                    tags.setdefault(value.tag, []).append((event.step, plugin))
+                else:
+                    raise AssertionError("unexpected value %s (plugin %r) in %s" % (value.tag, plugin, path))
     return tags
 
 
@@ -71,7 +78,12 @@ def assert_same_run(got, want):
     for name in ("model_last.params", "model_best.params", "results.json", "summary.csv"):
         with open(os.path.join(want, name), "rb") as a, open(os.path.join(got, name), "rb") as b:
             assert a.read() == b.read(), "%s differs from the uninterrupted run's" % name
-    assert event_scalars(got) == event_scalars(want), "TensorBoard events differ (or repeat)"
+    events = event_scalars(got)
+    assert events == event_scalars(want), "TensorBoard events differ (or repeat)"
+    assert events["args"] == [(0, "text")] and events["_hparams_/session_start_info"] == [(0, "hparams")], \
+        "the run's settings are written once: %r" % {tag: events.get(tag) for tag in ("args", "_hparams_/session_start_info")}
+    assert [step for step, _ in events["loss"]] == [3, 6, 9, 12, 15], \
+        "--summary_step=3 counts global steps, across epochs and resumes: %r" % events["loss"]
     lines = epoch_lines(got)
     assert lines == epoch_lines(want), "train.log epoch lines: %r" % lines
     assert len(lines) == len(set(lines)), "an epoch line appears twice: %r" % lines

@@ -193,20 +193,27 @@ def test_resume_args_refuse_what_changes_training(parser, flag):
     assert "--%s" % name in str(info.value) and "args.json" in str(info.value), str(info.value)
 
 
-def test_rewind_cuts_append_only_files_back(tmp_path):
+@pytest.mark.parametrize("events_dir", ["", "tensorboard_log"])  # the run folder; where older runs kept them
+def test_rewind_cuts_append_only_files_back(tmp_path, events_dir):
     folder = str(tmp_path)
+    events = os.path.join(folder, events_dir)
+    os.makedirs(events, exist_ok=True)
+    open(os.path.join(events, "events.out.tfevents.1.h.8"), "w").write("kept")
     for name, text in (("train.log", "a\n"), ("summary.csv", "h\nr1\n")):
         open(os.path.join(folder, name), "w").write(text)
     sizes = run_folder.append_only_sizes(folder)
+    assert os.path.join(events_dir, "events.out.tfevents.1.h.8") in sizes, "event files are append-only: %s" % sizes
+    assert run_folder.tensorboard_dir(folder) == events.rstrip(os.sep), "the summary writes where the events are"
     open(os.path.join(folder, "train.log"), "a").write("after\n")
     open(os.path.join(folder, "summary.csv"), "a").write("r2\n")
-    os.makedirs(os.path.join(folder, "tensorboard_log"))
-    open(os.path.join(folder, "tensorboard_log", "events.out.tfevents.1.h.9"), "w").write("later")
+    open(os.path.join(events, "events.out.tfevents.1.h.8"), "a").write(" and after")
+    open(os.path.join(events, "events.out.tfevents.2.h.9"), "w").write("later")
     run_folder.rewind(folder, {"run_files": sizes, "results": {"epoch": 1}, "global_step": 4})
     assert open(os.path.join(folder, "summary.csv")).read() == "h\nr1\n"
     assert open(os.path.join(folder, "train.log")).read() == "a\n"
     assert open(os.path.join(folder, "replayed.log")).read() == "after\n", "cut log lines are kept"
-    assert os.listdir(os.path.join(folder, "tensorboard_log")) == [], "a later event file is set aside"
+    assert open(os.path.join(events, "events.out.tfevents.1.h.8")).read() == "kept", "events cut back"
+    assert not os.path.exists(os.path.join(events, "events.out.tfevents.2.h.9")), "a later event file is set aside"
     assert json.load(open(os.path.join(folder, "results.json"))) == {"epoch": 1}
 
 

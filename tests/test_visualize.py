@@ -1,22 +1,26 @@
 """Retrieval grids and the embedding projector: layout, colours, neighbours, files TensorBoard reads."""
 import os
 
+import cv2
 import numpy as np
 import pytest
-from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+from google.protobuf import text_format
+from tensorboard.backend.event_processing.plugin_event_accumulator import EventAccumulator
+from tensorboard.plugins.projector.projector_config_pb2 import ProjectorConfig
 from tensorboardX import SummaryWriter
 
 from utils.metrics import nearest_neighbors
-from utils.visualize import (GREEN, QUERY_COLOUR, RED, grid_layout, log_projector, log_retrieval_grid,
-                             pick_fixed_queries, query_neighbors, retrieval_grid, subsample_indices)
+from utils.visualize import (GREEN, QUERY_COLOUR, RED, grid_layout, grid_legend, header_height, log_projector,
+                             log_retrieval_grid, pick_fixed_queries, query_neighbors, retrieval_grid,
+                             subsample_indices)
 
 
 def _flat(value, size=10):
     return np.full((size, size, 3), value, dtype=np.uint8)
 
 
-def _cell(grid, row, col, thumb, border):
-    cell_h, cell_w, gap = grid_layout(thumb, border)
+def _cell(grid, row, col, thumb, border, caption=0):
+    cell_h, cell_w, gap = grid_layout(thumb, border, caption)
     top, left = gap + row * (cell_h + gap), gap + col * (cell_w + gap)
     return grid[top:top + cell_h, left:left + cell_w]
 
@@ -104,22 +108,44 @@ def test_log_retrieval_grid_writes_an_image(tmp_path):
     writer.close()
     # After L2 normalisation 5 = (4.9, 1)/|.| is nearest to 3 and 4 (class 2): red, red, then green.
     want_neighbors = nearest_neighbors(embeddings / np.linalg.norm(embeddings, axis=1, keepdims=True), 5)
-    cell_h, cell_w, gap = grid_layout(16, 2)
-    assert grid.shape == (2 * (cell_h + gap) + gap, 6 * (cell_w + gap) + gap, 3), \
+    # Below the legend (2 lines) and the column titles; class ids under the cells.
+    top = header_height(16, column_titles=[""] * 6, legend=grid_legend(5))
+    assert top == 3 * 12, "two legend lines and a title line of 12 px: %d" % top
+    caption = 12
+    cell_h, cell_w, gap = grid_layout(16, 2, caption)
+    assert grid.shape == (top + 2 * (cell_h + gap) + gap, 6 * (cell_w + gap) + gap, 3), \
         "k is capped at N - 1 = 5: %s" % (grid.shape,)
+    assert grid[:top].max() > 200, "the legend and the titles are drawn"
     for row, query in enumerate([0, 5]):
         for col, neighbour in enumerate(want_neighbors[query], start=1):
-            cell = _cell(grid, row, col, 16, 2)
+            cell = _cell(grid[top:], row, col, 16, 2, caption)
             colour = GREEN if labels[neighbour] == labels[query] else RED
             assert (cell[0, 0] == colour).all(), "query %d, rank %d: frame %s" % (query, col, cell[0, 0])
             assert (cell[8, 8] == 40 * neighbour).all(), \
                 "query %d, rank %d: image of row %d" % (query, col, neighbour)
-    events = EventAccumulator(str(tmp_path), size_guidance={"images": 0})
+    events = EventAccumulator(str(tmp_path), size_guidance={"tensors": 0})  # as TensorBoard reads it
     events.Reload()
-    assert "retrieval/test" in events.Tags()["images"], "image tag missing: %s" % events.Tags()
-    logged = events.Images("retrieval/test")[0]
-    assert logged.step == 7 and (logged.height, logged.width) == grid.shape[:2], \
-        "logged image step %d, size %dx%d" % (logged.step, logged.height, logged.width)
+    metadata = events.SummaryMetadata("retrieval/test")
+    assert metadata.plugin_data.plugin_name == "images", "an image of the images plugin: %s" % metadata
+    logged = events.Tensors("retrieval/test")[0]
+    width, height, png = logged.tensor_proto.string_val
+    assert logged.step == 7 and (int(height), int(width)) == grid.shape[:2], \
+        "logged image step %d, size %sx%s" % (logged.step, height, width)
+    decoded = cv2.imdecode(np.frombuffer(png, np.uint8), cv2.IMREAD_COLOR)[:, :, ::-1]
+    assert np.array_equal(decoded, grid), "the PNG holds the grid"
+    description = metadata.summary_description
+    assert "green" in description and "class id" in description, "the tag's description: %r" % description
+
+
+def test_grid_captions_are_the_class_ids(tmp_path):
+    embeddings, labels = _toy()
+    images = [_flat(0) for _ in range(6)]
+    grids = [log_retrieval_grid(SummaryWriter(str(tmp_path / name)), "g", embeddings, value, lambda i: images[i],
+                                [0], step=0, k=2, thumb=16, border=2)
+             for name, value in (("a", labels), ("b", labels + 7))]
+    top = header_height(16, column_titles=[""] * 3, legend=grid_legend(2))
+    assert np.array_equal(grids[0][:top], grids[1][:top]), "the header does not depend on the classes"
+    assert not np.array_equal(grids[0][top:], grids[1][top:]), "the class ids are drawn under the cells"
 
 
 def test_log_projector_writes_the_projector_files(tmp_path):
@@ -127,23 +153,31 @@ def test_log_projector_writes_the_projector_files(tmp_path):
     embeddings = rng.normal(size=(50, 4)).astype(np.float32)
     labels = np.repeat(np.arange(10), 5)
     thumbnails = rng.integers(0, 256, size=(50, 20, 20, 3)).astype(np.uint8)
-    writer = SummaryWriter(str(tmp_path))
-    rows = log_projector(writer, embeddings, labels, thumbnails, step=3, max_points=20)
+    rows = log_projector(str(tmp_path), embeddings, labels, thumbnails, step=3, max_points=20)
     calls = []
-    log_projector(writer, embeddings, labels, lambda i: calls.append(i) or thumbnails[i], step=4,
+    log_projector(str(tmp_path), embeddings, labels, lambda i: calls.append(i) or thumbnails[i], step=4,
                   max_points=20, tag="by_callable")
-    writer.close()
+    log_projector(str(tmp_path), embeddings, labels, thumbnails, step=3, max_points=20)  # a resume's repeat
     assert np.array_equal(rows, subsample_indices(50, 20)) and len(set(rows.tolist())) == 20, \
         "20 distinct, evenly spaced rows: %s" % rows
     assert calls == rows.tolist(), "a thumbnail callable is asked for the subsampled rows only"
     config = open(os.path.join(str(tmp_path), "projector_config.pbtxt")).read()
     assert "test_embeddings:00003" in config and "by_callable:00004" in config, config
-    folder = os.path.join(str(tmp_path), "00003", "test_embeddings")
+    assert config.count("test_embeddings:00003") == 1, "an embedding written again gets no second entry"
+    parsed = text_format.Parse(config, ProjectorConfig())  # as TensorBoard's projector reads it
+    assert [e.tensor_name for e in parsed.embeddings] == ["test_embeddings:00003", "by_callable:00004"], config
+    assert parsed.embeddings[0].sprite.single_image_dim == [32, 32], "thumbnails of 32 px (thumb)"
+    assert 'tensor_path: "projector/00003/test_embeddings/tensors.tsv"' in config, config
+    folder = os.path.join(str(tmp_path), "projector", "00003", "test_embeddings")
     tensors = np.loadtxt(os.path.join(folder, "tensors.tsv"), delimiter="\t")
     assert np.allclose(tensors, embeddings[rows], atol=1e-5), "tensors.tsv holds the subsampled rows"
     metadata = open(os.path.join(folder, "metadata.tsv")).read().split()
     assert metadata == [str(v) for v in labels[rows]], "metadata.tsv holds their labels"
-    assert os.path.isfile(os.path.join(folder, "sprite.png")), "sprite of thumbnails written"
+    sprite = cv2.imread(os.path.join(folder, "sprite.png"))[:, :, ::-1]
+    assert sprite.shape == (5 * 32, 5 * 32, 3), "20 thumbnails of 32 px, 5 a row: %s" % (sprite.shape,)
+    first = cv2.resize(thumbnails[rows[0]], (32, 32), interpolation=cv2.INTER_LINEAR)
+    assert np.array_equal(sprite[:32, :32], first), "the first row's thumbnail comes first"
+    assert not sprite[4 * 32:, 0:].any(), "no thumbnail after the 20th: the last row is black"
 
 
 def test_subsample_is_deterministic_and_covers_the_range():

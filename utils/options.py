@@ -175,7 +175,8 @@ def _add_evaluation_flags(evaluation):
     evaluation.add_argument("--knn", default="numpy", choices=["numpy", "faiss"],
                             help="exact nearest-neighbour backend (faiss only when installed)")
     evaluation.add_argument("--summary_step", default=10, type=int,
-                            help="log loss and lr every N iterations")
+                            help="log loss and lr every N iterations (global steps N, 2N, ... "
+                                 "counted across epochs)")
     evaluation.add_argument("--save_dir", default="./log/will/be/saved/here",
                             help="directory for logs, parameters and results")
     evaluation.add_argument("--grid_queries", default=8, type=int,

@@ -6,7 +6,9 @@ Files of a run::
     args.json            every flag of the run (what a resume continues), and its history
     train.log            the log, appended to by each process of the run
     summary.csv          one row per epoch
-    tensorboard_log/     TensorBoard events (and projector files)
+    events.out.tfevents.*  TensorBoard events, in the run folder itself, so that
+                         ``tensorboard --logdir=results`` lists the run by its folder's name
+    projector_config.pbtxt, projector/  the embedding projector's files (--projector_every)
     results.json         epochs trained; metrics before training, at the best and the last evaluation
     model_last.params    the parameters at the last evaluation
     model_best.params    the parameters at the best evaluation (by the first --recallk rank)
@@ -37,7 +39,10 @@ logger = logging.getLogger(__name__)
 ARGS = "args.json"
 TRAIN_LOG = "train.log"
 SUMMARY_CSV = "summary.csv"
-TENSORBOARD = "tensorboard_log"
+EVENTS = "events.out.tfevents.*"  # TensorBoard's event files (a glob), in the run folder itself
+PROJECTOR = "projector"  # the projector's embeddings, labels and sprites, by step and tag
+PROJECTOR_CONFIG = "projector_config.pbtxt"  # TensorBoard reads it beside a run's event files
+LEGACY_TENSORBOARD = "tensorboard_log"  # where runs begun before the events moved up keep theirs
 RESULTS = "results.json"
 MODEL_LAST = "model_last.params"
 MODEL_BEST = "model_best.params"
@@ -46,7 +51,7 @@ EXPORT = "export"
 REPLAYED_LOG = "replayed.log"
 PREVIOUS = "previous-"
 SET_ASIDE = "set-aside-"
-RUN_MARKERS = (ARGS, RESULTS, TRAIN_LOG, SUMMARY_CSV, TENSORBOARD, MODEL_LAST, MODEL_BEST)
+RUN_MARKERS = (ARGS, RESULTS, TRAIN_LOG, SUMMARY_CSV, LEGACY_TENSORBOARD, MODEL_LAST, MODEL_BEST)
 
 # Flags that change only how long a run goes or how it is observed: a resume may change them.
 RESUME_MAY_CHANGE = ("epochs", "eval_epoch_term", "eval_at_start", "num_workers", "progress",
@@ -60,12 +65,19 @@ def path(save_dir, name):
     return os.path.join(save_dir, name)
 
 
+def tensorboard_dir(save_dir):
+    """The folder of the run's TensorBoard files: the run folder itself, or ``tensorboard_log``
+    for a run begun there (so that a resume appends to, and rewinds, the events it has)."""
+    legacy = path(save_dir, LEGACY_TENSORBOARD)
+    return legacy if glob.glob(os.path.join(legacy, EVENTS)) else save_dir
+
+
 def holds_run(save_dir):
     """True when ``save_dir`` holds files of a run (set-aside folders alone do not count)."""
     if not os.path.isdir(save_dir):
         return False
     return any(os.path.exists(path(save_dir, name)) for name in RUN_MARKERS) or \
-        bool(glob.glob(path(save_dir, checkpoint.PREFIX + "*")))
+        bool(glob.glob(path(save_dir, checkpoint.PREFIX + "*"))) or bool(glob.glob(path(save_dir, EVENTS)))
 
 
 def check_new_run(save_dir, overwrite):
@@ -252,7 +264,7 @@ def open_run(args, state, data_dir, contexts, previous=None, changed=None, skipp
 
 def _append_only_files(save_dir):
     found = [TRAIN_LOG, SUMMARY_CSV]
-    found += [os.path.relpath(p, save_dir) for p in glob.glob(path(save_dir, TENSORBOARD + "/events.*"))]
+    found += [os.path.relpath(p, save_dir) for p in glob.glob(os.path.join(tensorboard_dir(save_dir), EVENTS))]
     return [name for name in found if os.path.isfile(path(save_dir, name))]
 
 

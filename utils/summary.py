@@ -3,7 +3,10 @@
 Tags: ``loss`` and ``lr`` every ``summary_step`` iterations (x = global step); ``loss_epoch`` (the
 epoch's mean loss) and ``lr_epoch`` (x = epoch); ``metric/R{k}`` (x = global step),
 ``metric_epoch/R{k}`` (x = epoch), and the best R@1 so far as ``metric/R{k}/best`` and
-``metric_epoch/R{k}/best`` whenever it improves.
+``metric_epoch/R{k}/best`` whenever it improves. The metric tags carry a description (the ⓘ of
+their card). The event files lie in the run folder itself (``utils.run_folder.tensorboard_dir``),
+so ``tensorboard --logdir=results`` lists each run by its folder's name; the run's settings are
+written once at its start (``utils.run_settings``).
 """
 import csv
 import io
@@ -12,8 +15,9 @@ import os
 from tensorboardX import FileWriter, SummaryWriter
 from tensorboardX.event_file_writer import EventsWriter
 
-from . import storage
-from .run_folder import SUMMARY_CSV, TENSORBOARD
+from . import described, storage
+from .run_folder import SUMMARY_CSV, tensorboard_dir
+from .run_settings import write_settings
 
 
 class _NullWriter:
@@ -66,19 +70,34 @@ class _SummaryWriterNow(SummaryWriter):
         return self.file_writer
 
 
-class TrainingSummary:
-    """Writes the event file in ``log_dir/tensorboard_log`` and ``log_dir/summary.csv``; every
-    event and row is on the disk after :meth:`flush`.
+METRIC_DESCRIPTION = (
+    "%s of the test split (query = gallery, self excluded) at each evaluation; the point at "
+    "step 0 is the untrained network, the baseline. Read it with smoothing 0.")
+BEST_DESCRIPTION = (
+    "Best %s so far over the evaluations after training (the parameters kept as "
+    "model_best.params), written when it improves. It starts at the first evaluation after "
+    "training, so it may start below the untrained value at step 0 of the metric's own tag.")
 
-    With ``log_dir=None`` nothing is written (every method is a no-op).
+
+class TrainingSummary:
+    """Writes the event file into ``run_folder.tensorboard_dir(log_dir)`` and
+    ``log_dir/summary.csv``; every event and row is on the disk after :meth:`flush`.
+
+    With ``log_dir=None`` nothing is written (every method is a no-op; ``tensorboard_dir`` is None).
     """
 
     def __init__(self, log_dir):
         if log_dir is None:
-            self.writer, self.csv_path = _NullWriter(), None
+            self.writer, self.csv_path, self.tensorboard_dir = _NullWriter(), None, None
             return
-        self.writer = _SummaryWriterNow(os.path.join(log_dir, TENSORBOARD))
+        self.tensorboard_dir = tensorboard_dir(log_dir)
+        self.writer = _SummaryWriterNow(self.tensorboard_dir)
         self.csv_path = os.path.join(log_dir, SUMMARY_CSV)
+
+    def settings(self, saved, global_step):
+        """The run's flags (``args.json``'s content) as text and hparams; once, when it starts."""
+        if self.csv_path is not None:
+            write_settings(self.writer, saved, global_step)
 
     def step(self, global_step, loss, lr):
         self.writer.add_scalar("loss", loss, global_step)
@@ -97,14 +116,18 @@ class TrainingSummary:
     def metrics(self, global_step, epoch, metrics):
         """Log ``{'R@1': v, 'MAP@R': v, ...}`` as ``metric/R1``, ``metric_epoch/R1``, ..."""
         for name, value in metrics.items():
-            tag = self.metric_tag(name)
-            self.writer.add_scalar("metric/%s" % tag, value, global_step)
-            self.writer.add_scalar("metric_epoch/%s" % tag, value, epoch)
+            tag, about = self.metric_tag(name), METRIC_DESCRIPTION % name
+            self._described("metric/%s" % tag, value, global_step, about)
+            self._described("metric_epoch/%s" % tag, value, epoch, about)
 
     def best(self, global_step, epoch, name, value):
-        tag = self.metric_tag(name)
-        self.writer.add_scalar("metric/%s/best" % tag, value, global_step)
-        self.writer.add_scalar("metric_epoch/%s/best" % tag, value, epoch)
+        tag, about = self.metric_tag(name), BEST_DESCRIPTION % name
+        self._described("metric/%s/best" % tag, value, global_step, about)
+        self._described("metric_epoch/%s/best" % tag, value, epoch, about)
+
+    def _described(self, tag, value, step, description):
+        if self.csv_path is not None:
+            self.writer._get_file_writer().add_summary(described.scalar(tag, value, description), step)
 
     def csv_row(self, row, columns):
         """Append one row (a dict) to summary.csv with ``columns`` in that order, writing the header

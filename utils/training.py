@@ -91,6 +91,8 @@ class TrainingLoop:
         """
         if not self.is_chief:
             self.state["pending_eval"] = None  # only the chief evaluates
+        if fresh and self.is_chief:  # before the first checkpoint, so a resume keeps them, once
+            self.summary.settings(run_folder.read_args(self.save_dir), self.state["global_step"])
         try:
             # (Not distributed: there no checkpoint precedes the first update, see _checkpoint, and
             # an inference pass before the kvstore's initialisation breaks it, see _before_first_update.)
@@ -144,7 +146,7 @@ class TrainingLoop:
         if value is not None:
             self.state["epoch_loss"][0] += value
             self.state["epoch_loss"][1] += 1
-            if i % self.args.summary_step == 0:
+            if step % self.args.summary_step == 0:  # global: steps N, 2N, ... across epochs
                 self.summary.step(step, value, self.trainer.learning_rate)
         self.state.update(batch_in_epoch=i + 1, global_step=step)
         faults.at("step", step)
@@ -213,7 +215,7 @@ class TrainingLoop:
                                lambda index: test_images[index][0], self.grid_queries, step, k=8)
         every = self.args.projector_every
         if every and (epoch % every == 0 or epoch == self.args.epochs):
-            log_projector(self.summary.writer, embeddings, self.info["test_labels"],
+            log_projector(self.summary.tensorboard_dir, embeddings, self.info["test_labels"],
                           lambda index: test_images[index][0], step, max_points=self.args.projector_points)
         logger.info("epoch %d: %s", epoch, "  ".join("%s %.4f" % item for item in values.items()))
 

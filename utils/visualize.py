@@ -11,9 +11,15 @@ Euclidean, a query never retrieves itself (excluded by index) and ties go to the
 """
 import logging
 import math
+import os
+import posixpath
 
 import cv2
 import numpy as np
+from tensorboardX.embedding import make_mat, make_tsv
+
+from . import described
+from .run_folder import PROJECTOR, PROJECTOR_CONFIG
 
 from .metrics import knn_of_queries, l2_normalize
 
@@ -98,13 +104,35 @@ def _check_grid(num_queries, retrieved_images, correct, captions):
     return k, correct
 
 
-def retrieval_grid(query_images, retrieved_images, correct, thumb=64, border=3, captions=None):
+def header_height(thumb, column_titles=None, legend=None):
+    """Height in pixels of the strip that ``retrieval_grid`` draws above its cells: one text line
+    per line of ``legend``, then one of ``column_titles``."""
+    lines = len(legend or ()) + (1 if column_titles is not None else 0)
+    return lines * _caption_height(int(thumb))
+
+
+def _header(width, thumb, cell_w, gap, column_titles, legend):
+    line = _caption_height(thumb)
+    strip = np.empty((header_height(thumb, column_titles, legend), width, 3), dtype=np.uint8)
+    strip[:] = BACKGROUND
+    for index, text in enumerate(legend or ()):
+        _draw_caption(strip, str(text), index * line, 0, width, line)
+    if column_titles is not None:
+        top = len(legend or ()) * line
+        for col, text in enumerate(column_titles):
+            _draw_caption(strip, str(text), top, gap + col * (cell_w + gap), cell_w, line)
+    return strip
+
+
+def retrieval_grid(query_images, retrieved_images, correct, thumb=64, border=3, captions=None,
+                   column_titles=None, legend=None):
     """Queries and their retrieved images as one picture, one query per row.
 
     Column 0 holds the query (white frame), columns 1..K its results, nearest first, framed green
     (0, 255, 0) when of the query's class and red (255, 0, 0) otherwise; with ``correct=None``
     (classes unknown) the frames are grey. Images of any size are resized to ``thumb x thumb``.
-    The geometry is ``grid_layout(thumb, border, caption_height)``.
+    The geometry is ``grid_layout(thumb, border, caption_height)``, below a header strip of
+    ``header_height(thumb, column_titles, legend)`` pixels (none without titles and legend).
 
     Parameters
     ----------
@@ -116,18 +144,25 @@ def retrieval_grid(query_images, retrieved_images, correct, thumb=64, border=3, 
     border : int
         Frame width in pixels (also the gap between cells).
     captions : sequence of Q sequences of K + 1 str, optional
-        Text under each cell (query first), e.g. distances.
+        Text under each cell (query first), e.g. class ids.
+    column_titles : sequence of K + 1 str, optional
+        A title over each column (query first), e.g. ranks.
+    legend : sequence of str, optional
+        Lines of text across the top, above the column titles.
 
     Returns
     -------
     ndarray of uint8, shape (H, W, 3)
-        ``H = Q * (cell_height + gap) + gap``, ``W = (K + 1) * (cell_width + gap) + gap``.
+        ``H = header + Q * (cell_height + gap) + gap``, ``W = (K + 1) * (cell_width + gap) + gap``.
     """
     if int(thumb) < 1 or int(border) < 0:
         raise ValueError("thumb must be >= 1 and border >= 0, got %r and %r" % (thumb, border))
     thumb, border = int(thumb), int(border)
     num_queries = len(query_images)
     k, correct = _check_grid(num_queries, retrieved_images, correct, captions)
+    if column_titles is not None and len(column_titles) != k + 1:
+        raise ValueError("column_titles must hold %d strings (query first), got %d"
+                         % (k + 1, len(column_titles)))
     caption_height = _caption_height(thumb) if captions is not None else 0
     cell_h, cell_w, gap = grid_layout(thumb, border, caption_height)
     height = num_queries * (cell_h + gap) + gap
@@ -151,7 +186,9 @@ def retrieval_grid(query_images, retrieved_images, correct, thumb=64, border=3, 
                 _thumbnail(image, thumb, what)
             if captions is not None and captions[row][col]:
                 _draw_caption(canvas, str(captions[row][col]), top + frame, left, cell_w, caption_height)
-    return canvas
+    if column_titles is None and not legend:
+        return canvas
+    return np.concatenate([_header(width, thumb, cell_w, gap, column_titles, legend), canvas])
 
 
 def query_neighbors(embeddings, query_indices, k):
@@ -215,9 +252,26 @@ def pick_fixed_queries(labels, n=8, seed=0):
     return np.sort(np.asarray(picks, dtype=np.int64))
 
 
+GRID_DESCRIPTION = (
+    "Each row: a fixed test query (white frame, column *query*) and its {k} nearest test images "
+    "(columns 1 to {k}, nearest first), framed **green** when of the query's class and **red** "
+    "otherwise; the number under each image is its class id. The queries are the same at every "
+    "evaluation (and in every run on the same test split): move the step slider to watch them "
+    "improve; step 0 is the untrained network. Click the image to see it at full size.")
+
+
+def grid_legend(k):
+    """The legend lines drawn at the top of a retrieval grid of ``k`` neighbours."""
+    return ["query (white) and its %d nearest test images, nearest first" % k,
+            "green: same class as the query, red: another class; number: class id"]
+
+
 def log_retrieval_grid(writer, tag, embeddings, labels, images_fn, query_indices, step, k=8,
                        thumb=64, border=3):
     """Log the top-``k`` neighbours of ``query_indices`` as one image under ``tag``.
+
+    The grid has a legend (``grid_legend``), a title over each column (query, 1 .. k) and the
+    class id under each image; the tag's description (:data:`GRID_DESCRIPTION`) says how to read it.
 
     Parameters
     ----------
@@ -239,10 +293,16 @@ def log_retrieval_grid(writer, tag, embeddings, labels, images_fn, query_indices
 
     Returns
     -------
-    ndarray of uint8 (H, W, 3)
-        The grid that was logged.
+    ndarray of uint8 (H, W, 3), or None
+        The grid that was logged; None (nothing logged, a warning) when some embeddings are not
+        finite: their neighbours are undefined (only after ``--nan_policy=skip_batch`` let the
+        parameters break).
     """
     labels = np.asarray(labels).reshape(-1)
+    broken = int((~np.isfinite(np.asarray(embeddings, dtype=np.float32)).all(axis=1)).sum())
+    if broken:
+        logger.warning("no retrieval grid at step %d: %d embeddings are not finite", step, broken)
+        return None
     embeddings = _unit_rows(embeddings)
     if embeddings.shape[0] != labels.shape[0]:
         raise ValueError("got %d embeddings but %d labels" % (embeddings.shape[0], labels.shape[0]))
@@ -257,10 +317,13 @@ def log_retrieval_grid(writer, tag, embeddings, labels, images_fn, query_indices
             cache[index] = images_fn(int(index))
         return cache[index]
 
+    captions = [[str(labels[q])] + [str(labels[i]) for i in row] for q, row in zip(query_indices, neighbors)]
     grid = retrieval_grid([image(q) for q in query_indices],
                           [[image(i) for i in row] for row in neighbors], correct,
-                          thumb=thumb, border=border)
-    writer.add_image(tag, grid, step, dataformats="HWC")
+                          thumb=thumb, border=border, captions=captions,
+                          column_titles=["query"] + [str(rank) for rank in range(1, k + 1)],
+                          legend=grid_legend(k))
+    writer._get_file_writer().add_summary(described.image(tag, grid, GRID_DESCRIPTION.format(k=k)), step)
     return grid
 
 
@@ -277,16 +340,47 @@ def subsample_indices(num, max_points):
     return np.floor(np.linspace(0, num - 1, int(max_points))).astype(np.int64)
 
 
-def log_projector(writer, embeddings, labels, thumbnails, step, max_points=1000, tag="test_embeddings",
+def _write_sprite(thumbnails, side, folder):
+    """``folder/sprite.png``: the ``side``-pixel thumbnails row by row in a square of
+    ceil(sqrt(n)) per side, black where none is (what the projector expects)."""
+    per_row = int(math.ceil(math.sqrt(len(thumbnails))))
+    sprite = np.zeros((per_row * side, per_row * side, 3), dtype=np.uint8)
+    for index, thumbnail in enumerate(thumbnails):
+        row, col = divmod(index, per_row)
+        sprite[row * side:(row + 1) * side, col * side:(col + 1) * side] = thumbnail
+    if not cv2.imwrite(os.path.join(folder, "sprite.png"), sprite[:, :, ::-1]):
+        raise OSError("cannot write %s" % os.path.join(folder, "sprite.png"))
+
+
+def _append_projector_entry(log_dir, name, subdir, sprite_side):
+    """Add the embedding ``name`` to ``log_dir/projector_config.pbtxt`` unless it is there already
+    (an evaluation repeated after a resume writes the same files again, and no second entry)."""
+    config = os.path.join(log_dir, PROJECTOR_CONFIG)
+    text = open(config, encoding="utf-8").read() if os.path.exists(config) else ""
+    if 'tensor_name: "%s"' % name in text:
+        return
+    entry = ['embeddings {', 'tensor_name: "%s"' % name,
+             'tensor_path: "%s"' % posixpath.join(subdir, "tensors.tsv"),
+             'metadata_path: "%s"' % posixpath.join(subdir, "metadata.tsv")]
+    if sprite_side:
+        entry += ['sprite {', 'image_path: "%s"' % posixpath.join(subdir, "sprite.png"),
+                  "single_image_dim: %d" % sprite_side, "single_image_dim: %d" % sprite_side, "}"]
+    with open(config, "a", encoding="utf-8") as handle:
+        handle.write("\n".join(entry + ["}"]) + "\n")
+
+
+def log_projector(log_dir, embeddings, labels, thumbnails, step, max_points=1000, tag="test_embeddings",
                   thumb=32):
     """Write embeddings, labels and thumbnails for TensorBoard's projector.
 
-    tensorboardX writes ``LOGDIR/<step:05d>/<tag>/tensors.tsv``, ``metadata.tsv`` and
-    ``sprite.png`` and appends an entry to ``LOGDIR/projector_config.pbtxt``.
+    Writes ``log_dir/projector/<step:05d>/<tag>/tensors.tsv``, ``metadata.tsv`` and ``sprite.png``
+    and adds an entry ``<tag>:<step:05d>`` to ``log_dir/projector_config.pbtxt`` (the file
+    TensorBoard reads beside a run's event files; paths in it are relative to ``log_dir``).
 
     Parameters
     ----------
-    writer : tensorboardX.SummaryWriter
+    log_dir : str
+        The folder of the run's event files (``TrainingSummary.tensorboard_dir``).
     embeddings : ndarray, shape (N, D)
         Written as they are (not normalised).
     labels : ndarray, shape (N,)
@@ -313,15 +407,18 @@ def log_projector(writer, embeddings, labels, thumbnails, step, max_points=1000,
         raise ValueError("embeddings must be (N, D) with one label per row, got %s and %d labels"
                          % (embeddings.shape, labels.shape[0]))
     rows = subsample_indices(embeddings.shape[0], max_points)
-    label_img = None
+    subdir = posixpath.join(PROJECTOR, "%05d" % int(step), tag)
+    folder = os.path.join(log_dir, *subdir.split("/"))
+    os.makedirs(folder, exist_ok=True)
+    side = 0
     if thumbnails is not None:
         if not callable(thumbnails) and len(thumbnails) != embeddings.shape[0]:
             raise ValueError("got %d thumbnails for %d embeddings" % (len(thumbnails), embeddings.shape[0]))
         side = max(1, min(int(thumb), MAX_SPRITE_SIDE // int(math.ceil(math.sqrt(len(rows))))))
         images = [thumbnails(int(i)) if callable(thumbnails) else thumbnails[i] for i in rows]
-        stack = np.stack([_thumbnail(image, side, "thumbnail of row %d" % i)
-                          for i, image in zip(rows, images)])
-        label_img = stack.transpose(0, 3, 1, 2).astype(np.float32) / 255.0
-    writer.add_embedding(embeddings[rows], metadata=[str(v) for v in labels[rows]], label_img=label_img,
-                         global_step=step, tag=tag)
+        _write_sprite([_thumbnail(image, side, "thumbnail of row %d" % i) for i, image in zip(rows, images)],
+                      side, folder)
+    make_tsv([str(v) for v in labels[rows]], folder)
+    make_mat(embeddings[rows], folder)
+    _append_projector_entry(log_dir, "%s:%05d" % (tag, int(step)), subdir, side)
     return rows
