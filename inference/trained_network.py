@@ -63,6 +63,19 @@ def _read_meta(meta_file):
         raise ValueError("cannot read export metadata %s: %s" % (meta_file, error)) from None
 
 
+def _exported_image_size(meta_file, given, what):
+    """The image side of an export: ``--image_size`` or its metadata's; the other network flags are
+    fixed by the graph (a warning when given)."""
+    meta = _read_meta(meta_file) if os.path.isfile(meta_file) else {}
+    image_size = given["image_size"] or meta.get("image_size")
+    if not image_size:
+        raise ValueError("%s is missing; pass --image_size, the side the network was trained at" % meta_file)
+    for name in ("backbone", "embed_dim"):
+        if given[name] is not None:
+            logger.warning("--%s is ignored for %s (its graph fixes it)", name, what)
+    return int(image_size)
+
+
 def _load_export(symbol_file, given, ctx):
     """An exported network through ``SymbolBlock.imports``."""
     prefix = export_prefix(symbol_file)
@@ -72,13 +85,7 @@ def _load_export(symbol_file, given, ctx):
         if len(candidates) != 1:
             raise ValueError("no parameters %s beside the exported symbol %s" % (params_file, symbol_file))
         params_file = candidates[0]
-    meta = _read_meta(meta_file) if os.path.isfile(meta_file) else {}
-    image_size = given["image_size"] or meta.get("image_size")
-    if not image_size:
-        raise ValueError("%s is missing; pass --image_size, the side the network was trained at" % meta_file)
-    for name in ("backbone", "embed_dim"):
-        if given[name] is not None:
-            logger.warning("--%s is ignored for an exported network (its graph fixes it)", name)
+    image_size = _exported_image_size(meta_file, given, "an exported network")
     try:
         with warnings.catch_warnings():
             # The imported input has no dtype until the first batch arrives; MXNet warns about it.
@@ -117,14 +124,7 @@ class OnnxNetwork:
 
 def _load_onnx(onnx_file, given):
     """An exported ONNX model (``PREFIX.onnx`` beside ``PREFIX-meta.json``)."""
-    meta_file = exported_files(onnx_file[: -len(".onnx")])[2]
-    meta = _read_meta(meta_file) if os.path.isfile(meta_file) else {}
-    image_size = given["image_size"] or meta.get("image_size")
-    if not image_size:
-        raise ValueError("%s is missing; pass --image_size, the side the network was trained at" % meta_file)
-    for name in ("backbone", "embed_dim"):
-        if given[name] is not None:
-            logger.warning("--%s is ignored for an ONNX model (its graph fixes it)", name)
+    image_size = _exported_image_size(exported_files(onnx_file[: -len(".onnx")])[2], given, "an ONNX model")
     net = OnnxNetwork(onnx_file)
     logger.info("ONNX model %s (ONNX Runtime, CPU), image size %d", onnx_file, image_size)
     return net, int(image_size)
