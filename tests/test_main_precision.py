@@ -24,9 +24,16 @@ def demo_dir(tmp_path_factory):
 @pytest.fixture(scope="module")
 def straight_bf16(demo_dir, tmp_path_factory):
     save_dir = str(tmp_path_factory.mktemp("straight") / "run")
-    proc = run(train_argv(demo_dir, save_dir, "--dtype=bfloat16"))
+    proc = run(train_argv(demo_dir, save_dir, "--dtype=bfloat16", "--export=True"))
     assert proc.returncode == 0, "uninterrupted bfloat16 run failed: %s" % proc.stderr[-2000:]
     return save_dir
+
+
+@needs_bf16
+def test_bfloat16_run_exports_a_float32_graph(straight_bf16):
+    text = open(os.path.join(straight_bf16, "export", "model-symbol.json")).read()
+    assert '"FullyConnected"' in text, "the export must hold the network"
+    assert "amp_cast" not in text, "the exported graph must be float32, without AMP's casts"
 
 
 @needs_bf16
