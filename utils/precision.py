@@ -74,12 +74,12 @@ def check_dtype(dtype, contexts, cpuinfo=CPUINFO, onednn=None):
         raise ValueError("--dtype=%s is not one of %s" % (dtype, ", ".join(DTYPES)))
     if dtype == "float32":
         return dtype
-    on_gpu = all(context.device_type == "gpu" for context in contexts)
+    on_gpu = any(context.device_type == "gpu" for context in contexts)
     if dtype == "float16" and not on_gpu:
         hint = "--dtype=bfloat16" if cpu_bf16_flags(cpuinfo) else "--dtype=float32"
         raise ValueError("--dtype=float16 runs on GPUs only (give --gpu_idx=0); on the CPU use %s" % hint)
     if dtype == "bfloat16":
-        if on_gpu or any(context.device_type == "gpu" for context in contexts):
+        if on_gpu:
             raise ValueError("--dtype=bfloat16 runs on the CPU only in MXNet 1.9.1; on GPUs use "
                              "--dtype=float16")
         if not cpu_bf16_flags(cpuinfo):
