@@ -32,6 +32,7 @@ from utils.host import check_shared_memory, workers_for_cores  # noqa: E402
 from utils.interrupts import Interrupts, RunInterrupted  # noqa: E402
 from utils.optimizer import build_trainer, setup_kvstore  # noqa: E402
 from utils.options import DEFAULT_RECALLK, build_full_parser, validate_args  # noqa: E402
+from utils.precision import attach_loss_scaler, check_dtype, use_mixed_precision  # noqa: E402
 from utils.regularization import regularized_params  # noqa: E402
 from utils.schedules import lr_scheduler_from_args  # noqa: E402
 from utils.summary import TrainingSummary  # noqa: E402
@@ -59,6 +60,7 @@ def build(args, wanted):
     validate_args(args)
     loss_fn = build_loss_from_args(args)  # the loss's own rules too: before devices or data
     ctx = resolve_contexts(args.gpu_idx)
+    check_dtype(args.dtype, ctx)
     per_device = args.batch_size // len(ctx)
     if args.batch_size % len(ctx) or per_device % args.num_instances:
         raise ValueError(
@@ -87,11 +89,13 @@ def build(args, wanted):
         seed_fn(args.seed)
     model.initialize_network(net, ctx, pretrained="none" if args.resume else args.pretrained)
     net.hybridize(static_alloc=True)
+    use_mixed_precision(net, args.dtype)
     loss_fn.hybridize(static_alloc=True)
     trainer = build_trainer(net, args, kvstore)
     state = fresh_state(args, len(train_loader))
     if args.resume:
         state = resumed_state(args, checkpoint.resume(args.save_dir, wanted, net, trainer, ctx))
+    attach_loss_scaler(trainer, args.dtype, state.get("loss_scaler"))
     step_options = {"l2_params": regularized_params(net) if args.l2_reg else None,
                     "l2_coefficient": args.l2_reg, "scaled_params": net.head.collect_params(),
                     "grad_mult": args.embed_grad_mult}

@@ -8,6 +8,7 @@ from tqdm import tqdm
 
 from . import faults
 from .metrics import evaluate_embeddings, l2_normalize, non_finite_rows
+from .precision import loss_scale_for_step
 from .regularization import l2_regularization, scale_gradients
 
 logger = logging.getLogger(__name__)
@@ -15,7 +16,7 @@ logger = logging.getLogger(__name__)
 
 
 def forward_backward(net, loss_fn, images, labels, ctx, l2_params=None, l2_coefficient=0.0,
-                     scaled_params=None, grad_mult=1.0):
+                     scaled_params=None, grad_mult=1.0, loss_scale=1.0):
     """Split a batch over ``ctx``, embed each slice on its device, compute the loss of the whole
     batch, and back-propagate.
 
@@ -32,6 +33,9 @@ def forward_backward(net, loss_fn, images, labels, ctx, l2_params=None, l2_coeff
     Optional parts of the Symmetrical Synthesis recipe: ``l2_coefficient * sum |w|^2 / 2`` over
     ``l2_params`` joins the objective (back-propagated once, not once per sample), and the
     gradients of ``scaled_params`` are multiplied by ``grad_mult`` after the backward pass.
+
+    ``loss_scale`` (float16's dynamic loss scaling, ``utils.precision``): what is back-propagated
+    is multiplied by it; the trainer divides the gradients by it again. 1.0 multiplies nothing.
 
     Returns
     -------
@@ -51,6 +55,8 @@ def forward_backward(net, loss_fn, images, labels, ctx, l2_params=None, l2_coeff
         heads = [losses]
         if l2_params and l2_coefficient:
             heads += l2_regularization(l2_params, l2_coefficient, contexts=ctx)
+        if loss_scale != 1.0:
+            heads = [head * loss_scale for head in heads]
     mx.autograd.backward(heads)
     if scaled_params is not None and grad_mult != 1.0:
         scale_gradients(scaled_params, grad_mult)
@@ -89,7 +95,8 @@ def train_step(net, loss_fn, trainer, images, labels, ctx, learning_rate, step_o
         The iteration's loss, or None when its update was skipped.
     """
     trainer.set_learning_rate(learning_rate)
-    losses = forward_backward(net, loss_fn, images, labels, ctx, **(step_options or {}))
+    losses = forward_backward(net, loss_fn, images, labels, ctx, loss_scale=loss_scale_for_step(trainer),
+                              **(step_options or {}))
     value = float(losses.mean().asscalar())
     if faults.loss_is_nan(step):
         value = float("nan")

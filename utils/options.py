@@ -119,6 +119,10 @@ def _add_model_flags(model):
     model.add_argument("--embed_dim", default=512, type=int, help="dimension of the embeddings")
     model.add_argument("--pretrained", default="imagenet",
                        help="backbone weights: imagenet (GluonCV model store), a .params path, or none")
+    model.add_argument("--dtype", default="float32", choices=["float32", "float16", "bfloat16"],
+                       help="precision of the network's convolutions and dense layers (MXNet AMP): "
+                            "bfloat16 on CPUs with BF16 instructions, float16 on GPUs; the embedding "
+                            "head, loss and metrics stay float32 (utils/precision.py)")
 
 
 def _add_loss_flags(loss):

@@ -30,6 +30,7 @@ from .interrupts import RunInterrupted
 from .metrics import non_finite_rows
 from .optimizer import broadcast_initial_parameters, device_free_states
 from .options import metric_keys
+from .precision import loss_scaler_state, use_float32
 from .visualize import log_projector, log_retrieval_grid, pick_fixed_queries
 
 logger = logging.getLogger("ee_gluon")
@@ -48,8 +49,11 @@ def resumed_state(args, meta):
     if meta["epoch"] > args.epochs:
         raise ValueError("--epochs=%d: the run has already trained %d epochs; give --epochs=%d or "
                          "more" % (args.epochs, meta["epoch"], meta["epoch"]))
-    return {key: meta[key] for key in ("epoch", "batch_in_epoch", "global_step", "epoch_loss",
-                                       "pending_eval", "pending_row", "results", "run_files")}
+    state = {key: meta[key] for key in ("epoch", "batch_in_epoch", "global_step", "epoch_loss",
+                                        "pending_eval", "pending_row", "results", "run_files")}
+    if "loss_scaler" in meta:  # float16's dynamic loss scale (utils.precision)
+        state["loss_scaler"] = meta["loss_scaler"]
+    return state
 
 
 def _record(values, epoch, non_finite):
@@ -248,6 +252,8 @@ class TrainingLoop:
         with self.interrupts.deferred():
             self.summary.flush()
             self.state["run_files"] = sizes or run_folder.append_only_sizes(self.save_dir)
+            if loss_scaler_state(self.trainer) is not None:
+                self.state["loss_scaler"] = loss_scaler_state(self.trainer)
             source = run_folder.path(self.save_dir, run_folder.MODEL_LAST) if params else None
             path = checkpoint.save_checkpoint(
                 self.save_dir, params or storage.serialize(self.net.save_parameters),
@@ -272,6 +278,8 @@ class TrainingLoop:
         if self.args.export:
             from model.export import export_network
 
+            if self.args.dtype != "float32":
+                use_float32(self.net)  # the exported graph is float32, for any runtime
             export_network(self.net, os.path.join(self.save_dir, run_folder.EXPORT, "model"),
                            self.args.image_size)
         best, last = results["best"], results["last"]

@@ -1,0 +1,122 @@
+"""Images per second in float32 and bfloat16 (--dtype, utils/precision.py), side by side on this CPU:
+one training step (forward, EE + HPHN loss, backward, Adam update) and inference (embedding a batch).
+
+    OMP_NUM_THREADS=2 .venv/bin/python bench/bench_precision.py [--backbone googlenet --batch_size 32
+        --image_size 227 --rounds 5 --iters 3]
+
+Both networks start from the same weights. The dtypes alternate round by round (float32, bfloat16,
+float32, ...) so that a load on the machine falls on both; each figure is the median over the
+rounds of the images/s of ``--iters`` timed iterations. It also prints one step's loss and the
+embeddings' cosine in both dtypes on the same batch and weights.
+"""
+import argparse
+import os
+import statistics
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+sys.setrecursionlimit(2000)  # GluonCV's deep blocks, when hybridizing
+
+import mxnet as mx  # noqa: E402
+import numpy as np  # noqa: E402
+
+import model  # noqa: E402
+from loss import get_loss  # noqa: E402
+from utils import precision  # noqa: E402
+from utils.engine import forward_backward  # noqa: E402
+
+DTYPES = ("float32", "bfloat16")
+
+
+def build(dtype, args, ctx, images):
+    mx.random.seed(0)
+    net = model.build_network(args.backbone, args.embed_dim)
+    model.initialize_network(net, ctx, pretrained="none")
+    net.hybridize(static_alloc=True)
+    precision.use_mixed_precision(net, dtype)
+    net(images[:1])  # deferred initialisation, with the same seed in both dtypes
+    loss_fn = get_loss("hphn_triplet", margin=1e-5, num_instances=args.num_instances, n_inner_pts=2)
+    loss_fn.hybridize(static_alloc=True)
+    trainer = mx.gluon.Trainer(net.collect_params(), "adam", {"learning_rate": 1e-4, "wd": 5e-4})
+    return net, loss_fn, trainer
+
+
+def train_rate(parts, images, labels, ctx, iters):
+    net, loss_fn, trainer = parts
+    mx.nd.waitall()
+    start = time.perf_counter()
+    for _ in range(iters):
+        forward_backward(net, loss_fn, images, labels, ctx)
+        trainer.step(1)
+    mx.nd.waitall()
+    return iters * images.shape[0] / (time.perf_counter() - start)
+
+
+def inference_rate(parts, images, iters):
+    net = parts[0]
+    mx.nd.waitall()
+    start = time.perf_counter()
+    for _ in range(iters):
+        net(images).wait_to_read()
+    return iters * images.shape[0] / (time.perf_counter() - start)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--backbone", default="googlenet")
+    parser.add_argument("--embed_dim", type=int, default=512)
+    parser.add_argument("--batch_size", type=int, default=32)
+    parser.add_argument("--num_instances", type=int, default=8)
+    parser.add_argument("--image_size", type=int, default=227)
+    parser.add_argument("--rounds", type=int, default=5, help="alternations of the two dtypes")
+    parser.add_argument("--iters", type=int, default=3, help="timed iterations per round")
+    args = parser.parse_args()
+    ctx = [mx.cpu()]
+    try:
+        precision.check_dtype("bfloat16", ctx)
+    except ValueError as error:
+        sys.exit("error: %s" % error)
+
+    rng = np.random.default_rng(0)
+    images = mx.nd.array(rng.integers(0, 256, (args.batch_size, args.image_size, args.image_size, 3)),
+                         dtype="uint8")
+    labels = mx.nd.array(np.repeat(np.arange(args.batch_size // args.num_instances), args.num_instances),
+                         dtype="int32")
+    parts = {dtype: build(dtype, args, ctx, images) for dtype in DTYPES}
+
+    # Same weights, same batch: one step's loss and the embeddings in each dtype (before any update).
+    losses, embeddings = {}, {}
+    for dtype in DTYPES:
+        net, loss_fn, _ = parts[dtype]
+        embeddings[dtype] = net(images).asnumpy()
+        losses[dtype] = float(forward_backward(net, loss_fn, images, labels, ctx).mean().asscalar())
+    a, b = embeddings["float32"], embeddings["bfloat16"]
+    cos = (a * b).sum(1) / (np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1))
+
+    for dtype in DTYPES:  # warm-up: graph construction and memory planning
+        train_rate(parts[dtype], images, labels, ctx, 1)
+        inference_rate(parts[dtype], images, 1)
+    rates = {(kind, dtype): [] for kind in ("train", "inference") for dtype in DTYPES}
+    for _ in range(args.rounds):
+        for dtype in DTYPES:
+            rates["train", dtype].append(train_rate(parts[dtype], images, labels, ctx, args.iters))
+            rates["inference", dtype].append(inference_rate(parts[dtype], images, args.iters))
+
+    print("%s + EE(n=2) + HPHN, batch %d, %dx%d, CPU (%d cores, OMP_NUM_THREADS=%s), median of %d "
+          "interleaved rounds of %d iterations" % (args.backbone, args.batch_size, args.image_size,
+                                                   args.image_size, os.cpu_count(),
+                                                   os.environ.get("OMP_NUM_THREADS", "unset"),
+                                                   args.rounds, args.iters))
+    print("%-10s %12s %12s %8s" % ("images/s", "float32", "bfloat16", "ratio"))
+    for kind in ("train", "inference"):
+        f32, bf16 = (statistics.median(rates[kind, dtype]) for dtype in DTYPES)
+        print("%-10s %12.1f %12.1f %7.2fx" % (kind, f32, bf16, bf16 / f32))
+    print("one step's loss: float32 %.6f, bfloat16 %.6f (relative difference %.2e); embeddings' "
+          "cosine per row: min %.5f, mean %.5f" % (losses["float32"], losses["bfloat16"],
+                                                   abs(losses["bfloat16"] - losses["float32"])
+                                                   / abs(losses["float32"]), cos.min(), cos.mean()))
+
+
+if __name__ == "__main__":
+    main()
