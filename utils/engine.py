@@ -122,7 +122,9 @@ def share_untrained_parameters(net):
     leaves every later average, and so every saved file, as it would have been.
     """
     for param in net.collect_params().values():
-        if param.grad_req == "null" and len(param.list_ctx()) > 1:
+        # A parameter still waiting for its deferred initialisation (no forward pass yet, e.g. the
+        # evaluation before training) gets the same initial value on every device.
+        if param.grad_req == "null" and param._data is not None and len(param.list_ctx()) > 1:
             param.set_data(param._reduce())
 
 
