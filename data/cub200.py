@@ -17,6 +17,7 @@ Metric-learning split (Oh Song et al., CVPR 2016, the one Embedding Expansion us
 import os
 
 from . import preparation
+from .meta import table_rows
 from .spec import DatasetSpec, prepare_command
 
 URL = "https://data.caltech.edu/records/65de6-vp158/files/CUB_200_2011.tgz?download=1"
@@ -34,25 +35,17 @@ REQUIRED = (IMAGES_LIST, LABELS_LIST, IMAGE_DIR + "/")
 def _read_pairs(path, what):
     """``{int image_id: str value}`` of a two-column file, checking every line."""
     pairs = {}
-    with open(path, "r", encoding="utf-8") as handle:
-        for line_number, line in enumerate(handle, start=1):
-            fields = line.split()
-            if not fields:
-                continue
-            if len(fields) != 2:
-                raise ValueError(
-                    "{}:{}: expected 2 fields (image_id {}), found {} in {!r}; the file is not "
-                    "CUB-200-2011's".format(path, line_number, what, len(fields), line.strip()[:80])
-                )
-            try:
-                image_id = int(fields[0])
-            except ValueError:
-                raise ValueError(
-                    "{}:{}: image_id {!r} is not an integer".format(path, line_number, fields[0])
-                ) from None
-            if image_id in pairs:
-                raise ValueError("{}:{}: image_id {} appears twice".format(path, line_number, image_id))
-            pairs[image_id] = fields[1]
+    rows = table_rows(path, 2, "image_id " + what, suffix="; the file is not CUB-200-2011's")
+    for line_number, fields in rows:
+        try:
+            image_id = int(fields[0])
+        except ValueError:
+            raise ValueError(
+                "{}:{}: image_id {!r} is not an integer".format(path, line_number, fields[0])
+            ) from None
+        if image_id in pairs:
+            raise ValueError("{}:{}: image_id {} appears twice".format(path, line_number, image_id))
+        pairs[image_id] = fields[1]
     return pairs
 
 

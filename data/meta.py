@@ -72,6 +72,31 @@ def _check_ids(fields, split_path, line_number, hint):
             ) from None
 
 
+def table_rows(path, num_fields, columns, header=None, header_suffix="", suffix=""):
+    """``(line_number, fields)`` of every non-empty line of a whitespace-separated table file.
+
+    When ``header`` is given, the first line must be it. Every other line must have ``num_fields``
+    fields; ``columns`` names them in the error. Errors are one line, ``PATH:LINE: ...``, ending with
+    ``header_suffix`` / ``suffix`` (what the file is, how to re-create it).
+    """
+    with open(path, "r", encoding="utf-8") as handle:
+        first = 1
+        if header is not None:
+            found = handle.readline()
+            if found.split() != header.split():
+                raise ValueError("{}:1: expected the header '{}', found {!r}{}".format(
+                    path, header, found.strip()[:80], header_suffix))
+            first = 2
+        for line_number, line in enumerate(handle, start=first):
+            fields = line.split()
+            if not fields:
+                continue
+            if len(fields) != num_fields:
+                raise ValueError("{}:{}: expected {} fields ({}), found {} in {!r}{}".format(
+                    path, line_number, num_fields, columns, len(fields), line.strip()[:80], suffix))
+            yield line_number, fields
+
+
 def read_split(split_path, data_dir, fix_hint=None):
     """Read a split file.
 
@@ -103,25 +128,13 @@ def read_split(split_path, data_dir, fix_hint=None):
         raise ValueError("split file {} does not exist; {}".format(split_path, hint))
     data_root = os.path.abspath(data_dir)
     paths, labels = [], []
-    with open(split_path, "r", encoding="utf-8") as handle:
-        header = handle.readline()
-        if header.split() != SPLIT_HEADER.split():
-            raise ValueError(
-                "{}:1: expected the header '{}', found {!r}; the file is not a split file or is "
-                "truncated, {}".format(split_path, SPLIT_HEADER, header.strip()[:80], hint)
-            )
-        for line_number, line in enumerate(handle, start=2):
-            fields = line.split()
-            if not fields:
-                continue
-            if len(fields) != 4:
-                raise ValueError(
-                    "{}:{}: expected 4 fields (image_id class_id view_id path), found {} in "
-                    "{!r}; {}".format(split_path, line_number, len(fields), line.strip()[:80], hint)
-                )
-            _check_ids(fields, split_path, line_number, hint)
-            labels.append(int(fields[1]))
-            paths.append(os.path.join(data_root, fields[3]))
+    rows = table_rows(split_path, 4, "image_id class_id view_id path", header=SPLIT_HEADER,
+                      header_suffix="; the file is not a split file or is truncated, " + hint,
+                      suffix="; " + hint)
+    for line_number, fields in rows:
+        _check_ids(fields, split_path, line_number, hint)
+        labels.append(int(fields[1]))
+        paths.append(os.path.join(data_root, fields[3]))
     if not paths:
         raise ValueError("split file {} lists no images; {}".format(split_path, hint))
     return paths, np.asarray(labels, dtype=np.int32)

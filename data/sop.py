@@ -17,6 +17,7 @@ split is the one the two files give: train classes 1-11,318, test classes 11,319
 import os
 
 from . import preparation
+from .meta import table_rows
 from .spec import DatasetSpec, prepare_command
 
 # The original FTP address and its HTTP mirror, the mirror first.
@@ -45,31 +46,16 @@ def read_list(path):
         non-integer id, or no images at all.
     """
     records = []
-    with open(path, "r", encoding="utf-8") as handle:
-        header = handle.readline()
-        if header.split() != HEADER.split():
+    for line_number, fields in table_rows(path, 4, HEADER, header=HEADER):
+        try:
+            image_id, class_id, _ = (int(text) for text in fields[:3])
+        except ValueError:
             raise ValueError(
-                "{}:1: expected the header '{}', found {!r}".format(path, HEADER, header.strip()[:80])
-            )
-        for line_number, line in enumerate(handle, start=2):
-            fields = line.split()
-            if not fields:
-                continue
-            if len(fields) != 4:
-                raise ValueError(
-                    "{}:{}: expected 4 fields ({}), found {} in {!r}".format(
-                        path, line_number, HEADER, len(fields), line.strip()[:80]
-                    )
+                "{}:{}: image_id, class_id and super_class_id must be integers, found {!r}".format(
+                    path, line_number, " ".join(fields)[:80]
                 )
-            try:
-                image_id, class_id, _ = (int(text) for text in fields[:3])
-            except ValueError:
-                raise ValueError(
-                    "{}:{}: image_id, class_id and super_class_id must be integers, found {!r}".format(
-                        path, line_number, line.strip()[:80]
-                    )
-                ) from None
-            records.append((image_id, class_id, fields[3]))
+            ) from None
+        records.append((image_id, class_id, fields[3]))
     if not records:
         raise ValueError("{} lists no images".format(path))
     return records
