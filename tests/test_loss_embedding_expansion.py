@@ -1,9 +1,15 @@
 """EmbeddingExpansion against a plain-loop NumPy reference, hand-computed points, and hybridization."""
+import functools
+
 import mxnet as mx
 import numpy as np
 import pytest
 
 from loss import EmbeddingExpansion
+from loss_helpers import sampler_batch  # noqa: E402
+
+# float32 batches here: EE's outputs are compared at float32 precision.
+sampler_batch = functools.partial(sampler_batch, dtype="float32")
 
 HYBRID_FLAGS = [
     dict(static_alloc=False, static_shape=False),
@@ -31,14 +37,6 @@ def reference_expansion(x, y, n, l2_norm):
             rows.append(point)
             labels.append(y[i])
     return np.array(rows), np.array(labels)
-
-
-def sampler_batch(rng, num_classes, num_instances, dim, label_dtype="int32"):
-    """L2-normalised random embeddings in the sampler's layout: num_instances consecutive rows per class."""
-    x = rng.randn(num_classes * num_instances, dim)
-    x /= np.linalg.norm(x, axis=1, keepdims=True)
-    y = np.repeat(rng.permutation(100)[:num_classes], num_instances).astype(label_dtype)
-    return x.astype("float32"), y
 
 
 def run(block, x, y, ctx=mx.cpu(), dtype="float32"):

@@ -17,6 +17,7 @@ import numpy as np
 import pytest
 
 from loss import HPHNTripletLoss
+from loss_helpers import sampler_batch  # noqa: E402
 
 HYBRID_FLAGS = [
     dict(static_alloc=False, static_shape=False),
@@ -111,14 +112,6 @@ def finite_difference(fn, x):
 
 
 # ----------------------------------------------------------------------------- helpers
-def sampler_batch(rng, num_classes, num_instances, dim, label_dtype="int32"):
-    """L2-normalised random embeddings, num_instances consecutive rows per class (sampler layout)."""
-    x = rng.randn(num_classes * num_instances, dim)
-    x /= np.linalg.norm(x, axis=1, keepdims=True)
-    y = np.repeat(rng.permutation(100)[:num_classes], num_instances).astype(label_dtype)
-    return x, y
-
-
 def mx_loss_and_grad(block, x, y, dtype="float32", ctx=mx.cpu()):
     xe = mx.nd.array(x, ctx=ctx, dtype=dtype)
     xe.attach_grad()

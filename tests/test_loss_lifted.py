@@ -1,31 +1,13 @@
 """LiftedStructuredLoss and SymmLiftedLoss against a plain-loop NumPy reference (float64)."""
-import mxnet as mx
 import numpy as np
 import pytest
 
 from loss import LiftedStructuredLoss, SymmLiftedLoss
-from loss_helpers import finite_difference, mx_loss_and_grad  # noqa: E402
+from loss_helpers import ee_points, finite_difference, mirror, mx_loss_and_grad, sampler_batch  # noqa: E402
 
 
 
 # ----------------------------------------------------------------------------- reference
-def ee_points(x, y, n, l2_norm):
-    points, labels = [], []
-    for k in range(1, n + 1):
-        for j in range(len(x) // 2):
-            point = (k * x[2 * j + 1] + (n + 1 - k) * x[2 * j]) / (n + 1)
-            if l2_norm:
-                point = point / np.sqrt(np.sum(point * point) + 1e-10)
-            points.append(point)
-            labels.append(y[2 * j])
-    return points, labels
-
-
-def mirror(basis, other):
-    unit = basis / np.sqrt(np.dot(basis, basis) + 1e-12)
-    return 2.0 * (basis + np.dot(other - basis, unit) * unit) - other
-
-
 def distance(a, b):
     return np.sqrt(min(max(np.dot(a, a) + np.dot(b, b) - 2 * np.dot(a, b), 1e-12), 1e12))
 
@@ -58,14 +40,6 @@ def reference_for(kind, x, y, n=0, l2_norm=True, margin=1.0):
 
 
 # ----------------------------------------------------------------------------- helpers
-def sampler_batch(rng, num_classes, num_instances, dim, normalise=True):
-    x = rng.randn(num_classes * num_instances, dim)
-    if normalise:
-        x /= np.linalg.norm(x, axis=1, keepdims=True)
-    y = np.repeat(rng.permutation(100)[:num_classes], num_instances).astype("int32")
-    return x, y
-
-
 # ----------------------------------------------------------------------------- tests
 @pytest.mark.parametrize("n", [0, 1, 2, 4])
 @pytest.mark.parametrize("margin", [1.0, 0.5])

@@ -1,23 +1,10 @@
 """MultiSimilarityLoss against a plain-loop NumPy reference of the paper's mining and loss."""
-import mxnet as mx
 import numpy as np
 import pytest
 
 from loss import MultiSimilarityLoss
-from loss_helpers import finite_difference, mx_loss_and_grad  # noqa: E402
+from loss_helpers import ee_points, finite_difference, mx_loss_and_grad, sampler_batch  # noqa: E402
 
-
-
-def ee_points(x, y, n, l2_norm):
-    points, labels = [], []
-    for k in range(1, n + 1):
-        for j in range(len(x) // 2):
-            point = (k * x[2 * j + 1] + (n + 1 - k) * x[2 * j]) / (n + 1)
-            if l2_norm:
-                point = point / np.sqrt(np.sum(point * point) + 1e-10)
-            points.append(point)
-            labels.append(y[2 * j])
-    return points, labels
 
 
 def reference_ms(x, y, alpha=2.0, beta=50.0, base=0.5, epsilon=0.1, n=0, l2_norm=True):
@@ -37,13 +24,6 @@ def reference_ms(x, y, alpha=2.0, beta=50.0, base=0.5, epsilon=0.1, n=0, l2_norm
         total += np.log(1 + sum(np.exp(-alpha * (s - base)) for s in kept_pos)) / alpha
         total += np.log(1 + sum(np.exp(beta * (s - base)) for s in kept_neg)) / beta
     return total / len(x)
-
-
-def sampler_batch(rng, num_classes, num_instances, dim):
-    x = rng.randn(num_classes * num_instances, dim)
-    x /= np.linalg.norm(x, axis=1, keepdims=True)
-    y = np.repeat(rng.permutation(100)[:num_classes], num_instances).astype("int32")
-    return x, y
 
 
 @pytest.mark.parametrize("n", [0, 1, 2, 4])

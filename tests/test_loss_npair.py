@@ -1,31 +1,15 @@
 """NPairLoss (with and without EE) and AngularLoss against plain-loop NumPy references (float64)."""
 import math
 
-import mxnet as mx
 import numpy as np
 import pytest
 
 from loss import AngularLoss, NPairLoss
-from loss_helpers import finite_difference, mx_loss_and_grad  # noqa: E402
+from loss_helpers import cross_entropy, finite_difference, mx_loss_and_grad, regulariser  # noqa: E402
 
 
 
 # ----------------------------------------------------------------------------- reference
-def cross_entropy(logits, y):
-    """mean over rows of -sum_j T_ij log softmax(L_i)_j, T = same label row-normalised."""
-    total = 0.0
-    for i in range(len(logits)):
-        top = max(logits[i])
-        log_norm = top + np.log(sum(np.exp(v - top) for v in logits[i]))
-        same = [j for j in range(len(logits)) if y[j] == y[i]]
-        total += -sum(logits[i][j] - log_norm for j in same) / len(same)
-    return total / len(logits)
-
-
-def regulariser(a, p, reg):
-    return reg * 0.25 * (np.mean([np.dot(v, v) for v in a]) + np.mean([np.dot(v, v) for v in p]))
-
-
 def reference_npair(x, y, reg=0.002, n=0):
     x = np.asarray(x, dtype=np.float64)
     a, p, labels = x[0::2], x[1::2], y[0::2]

@@ -7,37 +7,12 @@ import numpy as np
 import pytest
 
 from loss import SymmAngularLoss, SymmetricalSynthesis, SymmNPairLoss
-from loss_helpers import finite_difference, mx_loss_and_grad  # noqa: E402
+from loss_helpers import cross_entropy, finite_difference, mirror, mx_loss_and_grad, regulariser  # noqa: E402
 
 HYBRID_FLAGS = [dict(static_alloc=False, static_shape=False), dict(static_alloc=True, static_shape=True)]
 
 
 # ----------------------------------------------------------------------------- reference
-def mirror(basis, other, ratio=2.0, norm_ratio=1.0, norm=False):
-    """Q(A, P) = c (s R - P), R = A + ((P - A) . U) U, U = A / |A|; optionally rescaled to |A|."""
-    basis_norm = math.sqrt(sum(v * v for v in basis) + 1e-12)
-    unit = [v / basis_norm for v in basis]
-    along = sum((o - b) * u for o, b, u in zip(other, basis, unit))
-    point = np.array([norm_ratio * (ratio * (b + along * u) - o) for b, u, o in zip(basis, unit, other)])
-    if norm:
-        point = point / math.sqrt(sum(v * v for v in point) + 1e-12) * basis_norm
-    return point
-
-
-def cross_entropy(logits, y):
-    total = 0.0
-    for i in range(len(logits)):
-        top = max(logits[i])
-        log_norm = top + np.log(sum(np.exp(v - top) for v in logits[i]))
-        same = [j for j in range(len(logits)) if y[j] == y[i]]
-        total += -sum(logits[i][j] - log_norm for j in same) / len(same)
-    return total / len(logits)
-
-
-def regulariser(a, p, reg):
-    return reg * 0.25 * (np.mean([np.dot(v, v) for v in a]) + np.mean([np.dot(v, v) for v in p]))
-
-
 def symm_sets(x, **options):
     a, p = x[0::2], x[1::2]
     sym1 = [mirror(a[i], p[i], **options) for i in range(len(a))]

@@ -10,35 +10,11 @@ import pytest
 
 from loss import EmbeddingExpansion, SymmTripletLoss, TripletSemiHardLoss
 from loss._candidates import negative_candidates
-from loss_helpers import finite_difference, mx_loss_and_grad  # noqa: E402
+from loss_helpers import ee_points, finite_difference, mirror, mx_loss_and_grad, sampler_batch  # noqa: E402
 
 
 
 # ----------------------------------------------------------------------------- reference
-def ee_points(x, y, n, l2_norm):
-    """The distinct EE points: S_k[2j] = (k X[2j+1] + (n+1-k) X[2j]) / (n+1), k = 1..n."""
-    points, labels = [], []
-    for k in range(1, n + 1):
-        for j in range(len(x) // 2):
-            point = (k * x[2 * j + 1] + (n + 1 - k) * x[2 * j]) / (n + 1)
-            if l2_norm:
-                point = point / np.sqrt(np.sum(point * point) + 1e-10)
-            points.append(point)
-            labels.append(y[2 * j])
-    return points, labels
-
-
-def mirror(basis, other, ratio=2.0, norm_ratio=1.0, norm=False):
-    """Symm's Q(A, P), written from the formula."""
-    basis_norm = np.sqrt(np.dot(basis, basis) + 1e-12)
-    unit = basis / basis_norm
-    projection = basis + np.dot(other - basis, unit) * unit
-    point = norm_ratio * (ratio * projection - other)
-    if norm:
-        point = point / np.sqrt(np.dot(point, point) + 1e-12) * basis_norm
-    return point
-
-
 def symm_points(x, y):
     points, labels = [], []
     for i in range(len(x)):
@@ -81,14 +57,6 @@ def reference_for(block_kind, x, y, n=0, l2_norm=True, margin=0.2, squared=True)
 
 
 # ----------------------------------------------------------------------------- helpers
-def sampler_batch(rng, num_classes, num_instances, dim, normalise=True):
-    x = rng.randn(num_classes * num_instances, dim)
-    if normalise:
-        x /= np.linalg.norm(x, axis=1, keepdims=True)
-    y = np.repeat(rng.permutation(100)[:num_classes], num_instances).astype("int32")
-    return x, y
-
-
 # ----------------------------------------------------------------------------- values and gradients
 @pytest.mark.parametrize("n", [0, 1, 2, 4])
 @pytest.mark.parametrize("squared, margin", [(True, 0.2), (False, 0.2), (True, 1.0)])
