@@ -23,7 +23,7 @@ def main(argv=None):
     check_mxnet_loads()
     import mxnet as mx
 
-    from utils.devices import _visible_gpus, no_gpu_cause
+    from utils.devices import visible_gpus, no_gpu_cause
     from utils.host import MB, check_shared_memory
 
     features = mx.runtime.Features()
@@ -31,7 +31,7 @@ def main(argv=None):
         mx.__version__, *("yes" if features.is_enabled(name) else "no"
                           for name in ("CUDA", "CUDNN", "NCCL", "MKLDNN"))))
     ok = True
-    gpus = _visible_gpus()
+    gpus = visible_gpus()
     if gpus:
         for index in range(gpus):
             free, total = mx.context.gpu_memory_info(index)

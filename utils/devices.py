@@ -70,7 +70,8 @@ def no_gpu_cause(environ=None, features=None, load_library=None):
             "needs (>= 450.80.02), or the GPU newer than the wheel's sm_50-sm_86 (see README, GPU)")
 
 
-def _visible_gpus():
+def visible_gpus():
+    """The number of GPUs MXNet sees (0 for a CUDA build without a recent enough driver)."""
     try:
         return mx.context.num_gpus()
     except mx.base.MXNetError:  # a CUDA build on a machine without a (recent enough) driver
@@ -93,7 +94,7 @@ def resolve_contexts(gpu_idx, num_gpus=None, explain=no_gpu_cause):
     if isinstance(indices, tuple):
         return [mx.cpu(index) for index in range(indices[1])]
     if num_gpus is None:
-        num_gpus = _visible_gpus()
+        num_gpus = visible_gpus()
     if indices is None:
         return [mx.gpu(0)] if num_gpus > 0 else [mx.cpu()]
     if not indices:

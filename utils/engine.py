@@ -42,11 +42,8 @@ def forward_backward(net, loss_fn, images, labels, ctx, l2_params=None, l2_coeff
     NDArray
         The per-sample losses of the batch, on ``ctx[0]`` (without the regulariser).
     """
-    if len(ctx) == 1:
-        image_parts, whole_labels = [images.as_in_context(ctx[0])], labels.as_in_context(ctx[0])
-    else:
-        image_parts = mx.gluon.utils.split_and_load(images, ctx)
-        whole_labels = labels.as_in_context(ctx[0])
+    image_parts = mx.gluon.utils.split_and_load(images, ctx)  # one device: the batch itself
+    whole_labels = labels.as_in_context(ctx[0])
     with mx.autograd.record():
         embeddings = [net(part) for part in image_parts]
         if len(embeddings) > 1:

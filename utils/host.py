@@ -13,13 +13,17 @@ SHM_DIR = "/dev/shm"
 MB = 1 << 20  # what df and docker --shm-size call a megabyte
 
 
+def batches_in_flight(num_workers, prefetch=None):
+    """Batches a loader keeps prepared: ``--prefetch``, or MXNet's default of 2 per worker."""
+    return 2 * num_workers if prefetch is None else prefetch
+
+
 def loader_shared_memory(batch_size, image_size, num_workers, prefetch=None):
     """Bytes of shared memory the loaders keep in flight: ``prefetch`` uint8 batches
     (``batch_size x image_size x image_size x 3``) with their int32 labels; 0 without workers."""
     if not num_workers:
         return 0
-    in_flight = 2 * num_workers if prefetch is None else prefetch
-    return in_flight * batch_size * (image_size * image_size * 3 + 4)
+    return batches_in_flight(num_workers, prefetch) * batch_size * (image_size * image_size * 3 + 4)
 
 
 def check_shared_memory(batch_size, image_size, num_workers, prefetch=None, shm_dir=SHM_DIR):
@@ -29,13 +33,12 @@ def check_shared_memory(batch_size, image_size, num_workers, prefetch=None, shm_
         return needed
     free = shutil.disk_usage(shm_dir).free
     if needed > free:
-        in_flight = 2 * num_workers if prefetch is None else prefetch
         raise ValueError(
             "the data loaders need about %d MB of shared memory (%d batches of %d images at %d px in "
             "flight: --num_workers=%d, --prefetch=%s) but %s has %d MB free; give the container more "
             "(docker run --shm-size=%dg, or --ipc=host), or lower --prefetch or --num_workers "
             "(--num_workers=0 uses none)"
-            % (-(-needed // MB), in_flight, batch_size, image_size, num_workers,
+            % (-(-needed // MB), batches_in_flight(num_workers, prefetch), batch_size, image_size, num_workers,
                "default" if prefetch is None else prefetch, shm_dir, free // MB, max(1, -(-2 * needed // (1 << 30)))))
     return needed
 

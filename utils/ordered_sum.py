@@ -57,9 +57,8 @@ class OrderedWorkerSum:
             self._buffers[key] = [None if slot == self.my_slot else
                                   [mx.nd.zeros(a.shape, ctx=a.context, dtype=a.dtype) for a in arrays]
                                   for slot in range(self.num_slots)]
-        other = 1 if self.my_slot == 0 else 0
         self.kvstore.init([self.slot_key(key, slot) for slot in range(1, self.num_slots) for key in keys],
-                          [self._buffers[key][other][0] for slot in range(1, self.num_slots) for key in keys])
+                          [mx.nd.zeros_like(arrays[0]) for _ in range(1, self.num_slots) for arrays in like])
 
     def sum(self, key, grads):
         """Overwrite ``grads`` (this worker's per-device arrays of ``key``) with the sum over workers."""

@@ -21,7 +21,7 @@ from tensorboardX.embedding import make_mat, make_tsv
 from . import described
 from .run_folder import PROJECTOR, PROJECTOR_CONFIG
 
-from .metrics import knn_of_queries, l2_normalize
+from .metrics import knn_of_queries, l2_normalize, non_finite_rows
 
 logger = logging.getLogger(__name__)
 
@@ -299,7 +299,7 @@ def log_retrieval_grid(writer, tag, embeddings, labels, images_fn, query_indices
         parameters break).
     """
     labels = np.asarray(labels).reshape(-1)
-    broken = int((~np.isfinite(np.asarray(embeddings, dtype=np.float32)).all(axis=1)).sum())
+    broken = int(non_finite_rows(embeddings).sum())
     if broken:
         logger.warning("no retrieval grid at step %d: %d embeddings are not finite", step, broken)
         return None
