@@ -37,7 +37,7 @@ from inference.trained_network import load_network  # noqa: E402
 from utils.devices import resolve_contexts  # noqa: E402
 from utils.errors import OneLineParser, run_command  # noqa: E402
 from utils.metrics import l2_normalize  # noqa: E402
-from utils.options import check_minimums, check_positive_sizes, str2bool  # noqa: E402
+from utils.options import add_inference_dtype_flag, check_minimums, check_positive_sizes, str2bool  # noqa: E402
 
 logger = logging.getLogger("ee_gluon.embed")
 
@@ -60,6 +60,7 @@ def build_parser():
                      help="side the images are resized to (default: args.json or PREFIX-meta.json)")
     net.add_argument("--gpu_idx", default=None,
                      help="nothing: GPU 0 if visible else CPU; -1: CPU; 0,1: split batches over GPUs")
+    add_inference_dtype_flag(net)
 
     inputs = parser.add_argument_group("images")
     inputs.add_argument("--images", default=None,
@@ -180,7 +181,8 @@ def run_embed(net, image_size, ctx, args):
 def run(args):
     validate_args(args)
     ctx = resolve_contexts(args.gpu_idx)
-    net, image_size = load_network(args.checkpoint, ctx, args.backbone, args.embed_dim, args.image_size)
+    net, image_size = load_network(args.checkpoint, ctx, args.backbone, args.embed_dim, args.image_size,
+                                   args.dtype)
     if args.images is not None:
         return run_embed(net, image_size, ctx, args)
     return run_search(net, image_size, ctx, args)

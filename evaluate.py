@@ -34,8 +34,9 @@ from inference.evaluation import default_out, embed_test_split, load_stored, wri
 from inference.image_embeddings import save_embeddings, sidecar  # noqa: E402
 from utils.engine import warn_non_finite  # noqa: E402
 from utils.metrics import FAISS_MISSING, evaluate_embeddings  # noqa: E402
-from utils.options import (DEFAULT_RECALLK, EVAL_METRICS, any_metric_list, check_minimums,  # noqa: E402
-                           check_positive_sizes, check_recallk, int_list, str2bool)
+from utils.options import (DEFAULT_RECALLK, EVAL_METRICS, add_inference_dtype_flag,  # noqa: E402
+                           any_metric_list, check_minimums, check_positive_sizes, check_recallk,
+                           int_list, str2bool)
 
 logger = logging.getLogger("ee_gluon.evaluate")
 
@@ -63,6 +64,7 @@ def build_parser():
     net.add_argument("--image_size", default=None, type=int, help="side the test images are resized to")
     net.add_argument("--gpu_idx", default=None,
                      help="nothing: GPU 0 if visible else CPU; -1: CPU; 0,1: split batches over GPUs")
+    add_inference_dtype_flag(net)
 
     dataset = parser.add_argument_group("data")
     dataset.add_argument("--data_name", default=None,
@@ -124,6 +126,8 @@ def validate_args(args):
         for name in ("backbone", "embed_dim", "image_size", "gpu_idx"):
             if getattr(args, name) is not None:
                 raise ValueError("--%s applies to --checkpoint only, not to stored embeddings" % name)
+        if args.dtype != "float32":
+            raise ValueError("--dtype applies to --checkpoint only, not to stored embeddings")
     if args.save_embeddings is not None and not args.save_embeddings.endswith(".npy"):
         raise ValueError("--save_embeddings must name a .npy file, got %s" % args.save_embeddings)
     check_minimums(args, {"batch_size": 1, "num_workers": 0})
@@ -151,11 +155,11 @@ def format_metrics(values):
 
 def _checkpoint_embeddings(args):
     """``(embeddings, labels, paths, spec, source, out)`` of the test split through --checkpoint."""
-    network = {name: getattr(args, name) for name in ("backbone", "embed_dim", "image_size")}
+    network = {name: getattr(args, name) for name in ("backbone", "embed_dim", "image_size", "dtype")}
     embeddings, labels, paths, spec, description = embed_test_split(
         args.checkpoint, resolve_contexts(args.gpu_idx), network, args.data_name, args.data_dir,
         args.batch_size, args.num_workers, args.progress)
-    source = {"checkpoint": os.path.abspath(args.checkpoint), **description}
+    source = {"checkpoint": os.path.abspath(args.checkpoint), "dtype": args.dtype, **description}
     return embeddings, labels, paths, spec, source, args.out or default_out(args.checkpoint)
 
 

@@ -1,18 +1,20 @@
 """Images per second in float32 and bfloat16 (--dtype, utils/precision.py), side by side on this CPU:
-one training step (forward, EE + HPHN loss, backward, Adam update) and inference (embedding a batch).
+one training step (forward, EE + HPHN loss, backward, Adam update) and inference (embedding a batch
+with a trained network, as embed.py and evaluate.py do: ``utils.precision.for_inference``).
 
     OMP_NUM_THREADS=2 .venv/bin/python bench/bench_precision.py [--backbone googlenet --batch_size 32
         --image_size 227 --rounds 5 --iters 3]
 
-Both networks start from the same weights. The dtypes alternate round by round (float32, bfloat16,
-float32, ...) so that a load on the machine falls on both; each figure is the median over the
-rounds of the images/s of ``--iters`` timed iterations. It also prints one step's loss and the
-embeddings' cosine in both dtypes on the same batch and weights.
+All networks start from the same weights. The settings alternate round by round (float32,
+bfloat16, float32, ...) so that a load on the machine falls on all; each figure is the median over
+the rounds of the images/s of ``--iters`` timed iterations. It also prints one step's loss and
+the embeddings' cosine in both dtypes on the same batch and weights.
 """
 import argparse
 import os
 import statistics
 import sys
+import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -42,6 +44,14 @@ def build(dtype, args, ctx, images):
     return net, loss_fn, trainer
 
 
+def inference_net(setting, args, ctx, params_file):
+    """A network loaded as embed.py loads one, embedding in ``setting`` (``precision.for_inference``)."""
+    net = model.build_network(args.backbone, args.embed_dim)
+    net.load_parameters(params_file, ctx=ctx)
+    net.hybridize(static_alloc=True)
+    return precision.for_inference(net, setting, ctx)
+
+
 def train_rate(parts, images, labels, ctx, iters):
     net, loss_fn, trainer = parts
     mx.nd.waitall()
@@ -53,8 +63,7 @@ def train_rate(parts, images, labels, ctx, iters):
     return iters * images.shape[0] / (time.perf_counter() - start)
 
 
-def inference_rate(parts, images, iters):
-    net = parts[0]
+def inference_rate(net, images, iters):
     mx.nd.waitall()
     start = time.perf_counter()
     for _ in range(iters):
@@ -84,38 +93,49 @@ def main():
     labels = mx.nd.array(np.repeat(np.arange(args.batch_size // args.num_instances), args.num_instances),
                          dtype="int32")
     parts = {dtype: build(dtype, args, ctx, images) for dtype in DTYPES}
+    with tempfile.TemporaryDirectory() as folder:
+        params_file = os.path.join(folder, "net.params")
+        parts["float32"][0].save_parameters(params_file)
+        inference = {setting: inference_net(setting, args, ctx, params_file) for setting in DTYPES}
 
     # Same weights, same batch: one step's loss and the embeddings in each dtype (before any update).
     losses, embeddings = {}, {}
     for dtype in DTYPES:
         net, loss_fn, _ = parts[dtype]
-        embeddings[dtype] = net(images).asnumpy()
         losses[dtype] = float(forward_backward(net, loss_fn, images, labels, ctx).mean().asscalar())
-    a, b = embeddings["float32"], embeddings["bfloat16"]
-    cos = (a * b).sum(1) / (np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1))
+    for setting in DTYPES:
+        embeddings[setting] = inference[setting](images).asnumpy()
+    a = embeddings["float32"]
+    cos = {setting: ((a * b).sum(1) / (np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1))).min()
+           for setting, b in embeddings.items() if setting != "float32"}
 
     for dtype in DTYPES:  # warm-up: graph construction and memory planning
         train_rate(parts[dtype], images, labels, ctx, 1)
-        inference_rate(parts[dtype], images, 1)
-    rates = {(kind, dtype): [] for kind in ("train", "inference") for dtype in DTYPES}
+    for setting in DTYPES:
+        inference_rate(inference[setting], images, 1)
+    rates = {("train", dtype): [] for dtype in DTYPES}
+    rates.update({("inference", setting): [] for setting in DTYPES})
     for _ in range(args.rounds):
         for dtype in DTYPES:
             rates["train", dtype].append(train_rate(parts[dtype], images, labels, ctx, args.iters))
-            rates["inference", dtype].append(inference_rate(parts[dtype], images, args.iters))
+        for setting in DTYPES:
+            rates["inference", setting].append(inference_rate(inference[setting], images, args.iters))
 
     print("%s + EE(n=2) + HPHN, batch %d, %dx%d, CPU (%d cores, OMP_NUM_THREADS=%s), median of %d "
           "interleaved rounds of %d iterations" % (args.backbone, args.batch_size, args.image_size,
                                                    args.image_size, os.cpu_count(),
                                                    os.environ.get("OMP_NUM_THREADS", "unset"),
                                                    args.rounds, args.iters))
-    print("%-10s %12s %12s %8s" % ("images/s", "float32", "bfloat16", "ratio"))
-    for kind in ("train", "inference"):
-        f32, bf16 = (statistics.median(rates[kind, dtype]) for dtype in DTYPES)
-        print("%-10s %12.1f %12.1f %7.2fx" % (kind, f32, bf16, bf16 / f32))
-    print("one step's loss: float32 %.6f, bfloat16 %.6f (relative difference %.2e); embeddings' "
-          "cosine per row: min %.5f, mean %.5f" % (losses["float32"], losses["bfloat16"],
-                                                   abs(losses["bfloat16"] - losses["float32"])
-                                                   / abs(losses["float32"]), cos.min(), cos.mean()))
+    median = {key: statistics.median(values) for key, values in rates.items()}
+    print("%-10s %16s %16s %8s" % ("images/s", "float32", "bfloat16", "ratio"))
+    f32, bf16 = median["train", "float32"], median["train", "bfloat16"]
+    print("%-10s %16.1f %16.1f %7.2fx" % ("train", f32, bf16, bf16 / f32))
+    f32, bf16 = median["inference", "float32"], median["inference", "bfloat16"]
+    print("%-10s %16.1f %16.1f %7.2fx" % ("inference", f32, bf16, bf16 / f32))
+    print("one step's loss: float32 %.6f, bfloat16 %.6f (relative difference %.2e)"
+          % (losses["float32"], losses["bfloat16"],
+             abs(losses["bfloat16"] - losses["float32"]) / abs(losses["float32"])))
+    print("embeddings' cosine of bfloat16 with float32, lowest row: %.6f" % cos["bfloat16"])
 
 
 if __name__ == "__main__":

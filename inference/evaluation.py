@@ -64,7 +64,7 @@ def load_stored(embeddings_path, labels_path):
 def embed_test_split(checkpoint, ctx, network=None, data_name=None, data_dir=None, batch_size=64,
                      num_workers=2, progress=True):
     """``(unit embeddings, labels, paths, spec, description)`` of a test split through the network
-    of ``checkpoint`` (``network``: backbone, embed_dim, image_size given in its place)."""
+    of ``checkpoint`` (``network``: backbone, embed_dim, image_size given in its place, dtype)."""
     data_name, data_dir = dataset_of_run(checkpoint, data_name, data_dir)
     net, image_size = load_network(checkpoint, ctx, **(network or {}))
     loader, info = data.build_test_loader(data_name, data_dir, image_size, batch_size, num_workers)

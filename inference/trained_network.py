@@ -19,18 +19,33 @@ from loss import wants_unit_embeddings
 from model.export import SYMBOL_SUFFIX, export_prefix, exported_files, exported_params_files
 from utils import run_folder
 from utils.errors import one_line
+from utils.precision import check_dtype, for_inference
 
 logger = logging.getLogger(__name__)
 
 NETWORK_FIELDS = ("backbone", "embed_dim", "image_size")
 
 
-def load_network(checkpoint, ctx, backbone=None, embed_dim=None, image_size=None):
+def load_network(checkpoint, ctx, backbone=None, embed_dim=None, image_size=None, dtype="float32"):
     """``(net, image_size)`` of ``checkpoint``: a .params file saved by main.py or an exported
     PREFIX-symbol.json. ``backbone``, ``embed_dim`` and ``image_size`` override the run's; the
-    network is hybridized on ``ctx``. Bad input: a one-line ValueError."""
+    network is hybridized on ``ctx`` and computes in ``dtype`` (``utils.precision.for_inference``;
+    the checkpoint holds float32 parameters whatever the run's --dtype). Bad input: a one-line
+    ValueError."""
     if not os.path.isfile(checkpoint):
         raise ValueError("--checkpoint %s does not exist" % checkpoint)
+    check_dtype(dtype, ctx)
+    if dtype != "float32" and checkpoint.endswith(".onnx"):
+        raise ValueError("--dtype=%s applies to MXNet networks; an ONNX model runs in ONNX Runtime as "
+                         "it was exported (float32): drop --dtype or pass the .params checkpoint" % dtype)
+    net, image_size = _load(checkpoint, ctx, backbone, embed_dim, image_size)
+    if dtype != "float32":
+        net = for_inference(net, dtype, ctx)
+        logger.info("embedding in %s", dtype)
+    return net, image_size
+
+
+def _load(checkpoint, ctx, backbone, embed_dim, image_size):
     # GluonCV's deep blocks exceed Python's default recursion limit when hybridizing.
     sys.setrecursionlimit(max(sys.getrecursionlimit(), 2000))
     given = dict(backbone=backbone, embed_dim=embed_dim, image_size=image_size)

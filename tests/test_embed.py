@@ -15,6 +15,7 @@ import model
 from data import TestTransform, decode_image
 from data.demo import generate_demo
 from model.export import export_network
+from utils import precision
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SIZE = 32
@@ -241,3 +242,31 @@ def test_embed_a_split_file_writes_labels_that_evaluate_reads(setup, tmp_path, c
     report = json.load(open(str(tmp_path / "m.json")))
     assert report["labels"] == str(tmp_path / "results" / "emb.labels.npy"), report
     assert set(report["metrics"]) >= {"R@1", "R@2"}, report
+
+
+@pytest.mark.skipif(not (precision.cpu_bf16_flags() and precision.mxnet_has_onednn()),
+                    reason="this CPU or MXNet build cannot run bfloat16")
+def test_bfloat16_embeddings_are_close_to_float32(setup, tmp_path, capsys):
+    images = os.path.join(setup["data"], "images")
+    want = _expected(setup["net"], setup["images"])
+    for checkpoint, name in ((setup["params"], "p.npy"), (setup["symbol"], "s.npy")):
+        code, _, err = _main(capsys, "--checkpoint", checkpoint, "--images", images, "--out",
+                             str(tmp_path / name), "--dtype=bfloat16", "--batch_size", "5")
+        assert code == 0, "embedding in bfloat16 failed: %s" % err
+        got = np.load(str(tmp_path / name))
+        assert got.dtype == np.float32 and got.shape == want.shape
+        assert not np.allclose(got, want, atol=1e-6), "bfloat16 must compute differently from float32"
+        worst = (got * want).sum(axis=1).min()  # both unit rows
+        assert worst > 0.99, "%s: a bfloat16 row's cosine with float32's is %.5f" % (checkpoint, worst)
+
+
+@pytest.mark.parametrize("checkpoint, dtype, words", [
+    ("onnx", "bfloat16", "an ONNX model runs in ONNX Runtime"),
+    ("params", "float16", "--dtype=float16 runs on GPUs only"),
+])
+def test_dtype_it_cannot_run_is_one_line(setup, tmp_path, capsys, checkpoint, dtype, words):
+    path = setup["params"] if checkpoint == "params" else setup["symbol"][: -len("-symbol.json")] + ".onnx"
+    code, _, err = _main(capsys, "--checkpoint", path, "--images", setup["images"][0], "--out",
+                         str(tmp_path / "e.npy"), "--dtype", dtype, "--gpu_idx=-1")
+    assert code == 2 and words in _one_error_line(err), "%s --dtype=%s: %r" % (checkpoint, dtype, err)
+    assert not os.path.exists(str(tmp_path / "e.npy")), "nothing written"

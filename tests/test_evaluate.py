@@ -13,6 +13,7 @@ import evaluate
 import model
 from data import TestTransform, decode_image
 from data.demo import generate_demo
+from utils import precision
 from utils.metrics import evaluate_embeddings
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -178,6 +179,25 @@ def _mismatched_params(setup, tmp_path):
     return ["--checkpoint", str(folder / "model.params")]
 
 
+@pytest.mark.skipif(not (precision.cpu_bf16_flags() and precision.mxnet_has_onednn()),
+                    reason="this CPU or MXNet build cannot run bfloat16")
+def test_bfloat16_evaluation_is_close_to_float32(setup, tmp_path, capsys):
+    reports = {}
+    for dtype in ("float32", "bfloat16"):
+        out = str(tmp_path / ("%s.json" % dtype))
+        code, _, err = _main(capsys, "--checkpoint", setup["params"], "--num_workers", "0", "--dtype", dtype,
+                             "--out", out, "--save_embeddings", str(tmp_path / ("%s.npy" % dtype)))
+        assert code == 0, "evaluation in %s failed: %s" % (dtype, err)
+        reports[dtype] = json.load(open(out))
+        assert reports[dtype]["dtype"] == dtype, "the report says which dtype embedded"
+    a, b = (np.load(str(tmp_path / ("%s.npy" % dtype))) for dtype in ("float32", "bfloat16"))
+    assert not np.array_equal(a, b), "bfloat16 must compute differently from float32"
+    assert (a * b).sum(axis=1).min() > 0.99, "unit rows: cosine of bfloat16's with float32's"
+    for key in ("R@1", "MAP@R"):  # at most one of the 15 queries may rank differently
+        assert abs(reports["bfloat16"]["metrics"][key] - reports["float32"]["metrics"][key]) <= 1 / 15 + 1e-6, \
+            "%s: bfloat16 %s, float32 %s" % (key, reports["bfloat16"]["metrics"], reports["float32"]["metrics"])
+
+
 def _no_args_json(setup, tmp_path):
     folder = tmp_path / "bare"
     folder.mkdir()
@@ -203,13 +223,15 @@ def _shape_mismatch(setup, tmp_path):
         (lambda s, t: ["--labels", str(t / "l.npy")], "--labels goes with --embeddings"),
         (lambda s, t: ["--checkpoint", s["params"], "--embeddings", "e.npy", "--labels", "l.npy"], "not both"),
         (lambda s, t: [], "nothing to evaluate"),
+        (lambda s, t: ["--embeddings", "e.npy", "--labels", "l.npy", "--dtype", "bfloat16"],
+         "--dtype applies to --checkpoint only"),
         (lambda s, t: ["--checkpoint", s["params"], "--data_name", "imagenet"], "unknown dataset"),
         (lambda s, t: ["--checkpoint", s["params"], "--eval_metrics", "recall,auc"], "unknown metric 'auc'"),
         (lambda s, t: ["--checkpoint", s["params"], "--data_name", "cub200", "--data_dir", str(t / "x")],
          "python3 -m data.prepare cub200"),
     ],
     ids=["missing", "no_args_json", "mismatched", "garbage", "shapes", "labels_missing", "embeddings_missing", "both",
-         "nothing", "dataset", "metric", "no_data"],
+         "nothing", "dtype_stored", "dataset", "metric", "no_data"],
 )
 def test_bad_input_is_one_line(setup, tmp_path, capsys, make_argv, message):
     try:

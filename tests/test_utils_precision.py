@@ -7,7 +7,7 @@ import pytest
 import model
 from loss import get_loss
 from utils import precision
-from utils.engine import forward_backward
+from utils.engine import embed_batch, forward_backward
 
 CPU = [mx.cpu(0)]
 HAS_BF16 = bool(precision.cpu_bf16_flags()) and precision.mxnet_has_onednn()
@@ -108,15 +108,32 @@ def test_float32_leaves_the_network_untouched():
     assert not net._cached_graph, "float32 must not trace or convert anything"
 
 
-@needs_bf16
-def test_bfloat16_graph_casts_the_backbone_not_the_head():
-    net = build_net("bfloat16")
+def cast_weights(net):
+    """The weights the bfloat16 graph of ``net`` casts (``NAME_amp_cast_bfloat16`` nodes)."""
     names = set(net._cached_graph[1].attr_dict())
-    casts = [name for name in names if name.endswith("_amp_cast_bfloat16")]
-    assert any("conv" in name and name.endswith("weight_amp_cast_bfloat16") for name in casts), \
-        "the convolutions' weights must be cast to bfloat16: %s" % sorted(casts)[:5]
-    head = net.head.embedding.weight.name
-    assert head + "_amp_cast_bfloat16" not in names, "the head's Dense must stay float32"
+    return {name[: -len("_amp_cast_bfloat16")] for name in names if name.endswith("_amp_cast_bfloat16")}
+
+
+def convolution_weights(net):
+    """``(first, others)``: the weight of the convolution that reads the image (3 input
+    channels) and those of the other convolutions, by shape (after a forward pass)."""
+    shapes = {p.name: p.shape for p in net.collect_params().values() if p.name.endswith("_weight")}
+    first = [name for name, shape in shapes.items() if len(shape) == 4 and shape[1] == 3]
+    others = [name for name, shape in shapes.items() if len(shape) == 4 and shape[1] != 3]
+    assert len(first) == 1 and others, "expected one image convolution, found %s" % first
+    return first[0], others
+
+
+@needs_bf16
+@pytest.mark.parametrize("backbone", ["resnet18_v1", "googlenet"])
+def test_bfloat16_graph_casts_the_backbone_but_its_first_convolution_and_the_head(backbone):
+    net = build_net("bfloat16", backbone)
+    net(batch()[0])
+    first, others = convolution_weights(net)
+    cast = cast_weights(net)
+    assert first not in cast, "the first convolution (3 input channels) must stay float32"
+    assert set(others) <= cast, "every other convolution must be cast: %s" % sorted(set(others) - cast)[:3]
+    assert net.head.embedding.weight.name not in cast, "the head's Dense must stay float32"
     dtypes = {np.dtype(param.dtype) for param in net.collect_params().values()}
     assert dtypes == {np.dtype(np.float32)}, "parameters stay float32 master copies: %s" % dtypes
 
@@ -168,6 +185,36 @@ def test_use_float32_returns_to_the_float32_graph():
     copy_params(reference, net)
     precision.use_float32(net)
     assert np.array_equal(net(images).asnumpy(), want), "after use_float32 the network is float32 again"
+
+
+# ------------------------------------------------------------------------------------- inference
+
+def test_float32_inference_is_the_network_itself():
+    net = build_net("float32")
+    assert precision.for_inference(net, "float32", CPU) is net
+
+
+@needs_bf16
+@pytest.mark.parametrize("contexts", [[mx.cpu(0)], [mx.cpu(0), mx.cpu(1)]])
+def test_bfloat16_inference_casts_weights_once_and_embeds_close_to_float32(contexts):
+    reference = build_net("float32", "googlenet", 32)
+    images, _ = batch(size=8, image_size=64)
+    want = reference(images).asnumpy()
+    low = precision.for_inference(reference, "bfloat16", contexts)
+    assert low is not reference, "the inference network is a converted copy"
+    dtypes = {name: np.dtype(param.dtype) for name, param in low.collect_params().items()}
+    bf16 = [name for name, dtype in dtypes.items() if dtype.itemsize == 2]
+    kept = {name for name, dtype in dtypes.items() if dtype == np.float32}
+    first, others = convolution_weights(reference)
+    assert {reference.head.embedding.weight.name, first} <= kept, \
+        "the head's Dense and the first convolution stay float32"
+    assert set(others) <= set(bf16), "the other convolutions' weights are stored in bfloat16"
+    got = embed_batch(low, images, contexts)
+    assert got.dtype == np.float32
+    assert not np.array_equal(got, want), "bfloat16 must actually compute differently from float32"
+    worst = cosines(got, want).min()
+    assert worst > 0.99, "cosine of a bfloat16 row with its float32 row %.5f <= 0.99" % worst
+    assert np.array_equal(reference(images).asnumpy(), want), "the loaded network is left as it was"
 
 
 # ------------------------------------------------------------------- float16's loss scaling (CPU)

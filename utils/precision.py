@@ -26,7 +26,9 @@ MXNet 1.9.1 runs bfloat16 on the CPU only (oneDNN kernels, fast only with the CP
 instructions) and float16 fast only on GPUs with tensor cores; :func:`check_dtype` refuses the other
 combinations in one sentence.
 """
+import json
 import logging
+import warnings
 
 import mxnet as mx
 from mxnet.contrib import amp
@@ -92,9 +94,21 @@ def check_dtype(dtype, contexts, cpuinfo=CPUINFO, onednn=None):
     return dtype
 
 
-def head_dense_name(net):
-    """The graph name of the embedding head's Dense layer, which stays float32."""
-    return net.head.embedding.name + "_fwd"
+def float32_layers(graph):
+    """The names of the layers of ``graph`` that stay float32: the first convolution, whose input is
+    the image, and the embedding head's Dense layer (the graph's last FullyConnected; the
+    backbones' feature layers have none). Read from the graph, so that a network rebuilt by main.py
+    and an exported SymbolBlock are treated alike.
+
+    The first convolution has 3 input channels, which oneDNN's bfloat16 kernels do not block: it
+    falls back to a plain-layout GEMM, and the BatchNorm after it to a plain-layout kernel, which
+    took 84 and 82 ms of a 470 ms GoogLeNet batch (227 px, 32 images, one thread) where float32's
+    kernels take about 10 ms for both.
+    """
+    nodes = json.loads(graph.tojson())["nodes"]
+    convolutions = [node["name"] for node in nodes if node["op"] == "Convolution"]
+    dense = [node["name"] for node in nodes if node["op"] == "FullyConnected"]
+    return convolutions[:1] + dense[-1:]
 
 
 def use_mixed_precision(net, dtype):
@@ -113,11 +127,36 @@ def use_mixed_precision(net, dtype):
     net._clear_cached_op()
     # The Block's own trace; the input's shape and values are not used, only its being one array.
     inputs, graph = net._get_graph(mx.nd.zeros((1, 1, 1, 3), dtype="uint8"))
-    converted = amp.convert_symbol(graph, target_dtype=dtype, excluded_sym_names=[head_dense_name(net)],
+    converted = amp.convert_symbol(graph, target_dtype=dtype, excluded_sym_names=float32_layers(graph),
                                    data_names=[data.name for data in inputs], cast_optional_params=False)
     net._cached_graph = inputs, converted
     logger.info("the network runs in %s (AMP); its output, the loss and the metrics in float32", dtype)
     return net
+
+
+def for_inference(net, dtype, contexts):
+    """A network that embeds like the loaded ``net`` (``inference.trained_network``), in ``dtype``;
+    float32 returns ``net`` itself, the operators training evaluates with.
+
+    bfloat16 and float16: AMP's inference conversion (``amp.convert_hybrid_block``) of the graph of
+    :func:`use_mixed_precision` (the first convolution and the head's Dense layer in float32), with
+    the weights of the lower-precision layers cast once, ahead (``cast_optional_params``), instead
+    of at every batch: a SymbolBlock with its own copy of the parameters, on ``contexts``. It has
+    no use for training (its weights are not float32 master copies).
+    """
+    if dtype == "float32":
+        return net
+    if not net._active:
+        raise ValueError("for_inference needs a hybridized network (net.hybridize() first)")
+    inputs, graph = net._get_graph(mx.nd.zeros((1, 1, 1, 3), dtype="uint8"))
+    net._cached_graph = inputs, graph  # what convert_hybrid_block reads (a Block's own trace)
+    with warnings.catch_warnings():
+        # The SymbolBlock's input has no dtype until the first batch arrives; MXNet warns about it.
+        warnings.filterwarnings("ignore", message="Cannot decide type")
+        converted = amp.convert_hybrid_block(net, target_dtype=dtype, excluded_sym_names=float32_layers(graph),
+                                             ctx=list(contexts), cast_optional_params=True)
+    converted.hybridize(static_alloc=True)
+    return converted
 
 
 def use_float32(net):
