@@ -121,8 +121,9 @@ def _add_model_flags(model):
                        help="backbone weights: imagenet (GluonCV model store), a .params path, or none")
     model.add_argument("--dtype", default="float32", choices=["float32", "float16", "bfloat16"],
                        help="precision of the network's convolutions and dense layers (MXNet AMP): "
-                            "bfloat16 on CPUs with BF16 instructions, float16 on GPUs; the embedding "
-                            "head, loss and metrics stay float32 (utils/precision.py)")
+                            "bfloat16 on CPUs with BF16 instructions, float16 on GPUs; the first "
+                            "convolution, the embedding head, loss and metrics stay float32 "
+                            "(utils/precision.py)")
 
 
 def add_inference_dtype_flag(group):

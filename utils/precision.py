@@ -11,7 +11,8 @@ the hybridized network's own graph and let the network run that graph
 - the embedding head's Dense layer is left out of the conversion: the network's output, the
   L2 normalisation, the loss, evaluation distances and metrics are float32. (A loss computed on
   bfloat16 embeddings came out as exactly 0.0: EE + HPHN compare distances that bfloat16's
-  8 significant bits cannot tell apart.)
+  8 significant bits cannot tell apart.) So is the first convolution, for speed
+  (:func:`float32_layers`);
 - nothing in ``mx.nd`` or ``mx.sym`` is patched (``amp.init`` would patch both, for the loss and
   for every other network of the process as well).
 
@@ -21,6 +22,9 @@ backward pass, the trainer divides the gradients by it, and a step whose gradien
 skipped and halves the scale. Its state is saved in the checkpoints (:func:`loss_scaler_state`) so
 that a resumed run scales as the uninterrupted one. bfloat16 has float32's exponent range and needs
 no scaling.
+
+A trained network embeds in a lower precision through :func:`for_inference` (embed.py and
+evaluate.py ``--dtype``), which casts the weights once instead of at every batch.
 
 MXNet 1.9.1 runs bfloat16 on the CPU only (oneDNN kernels, fast only with the CPU's BF16
 instructions) and float16 fast only on GPUs with tensor cores; :func:`check_dtype` refuses the other
