@@ -1,14 +1,16 @@
 """Images per second in float32 and bfloat16 (--dtype, utils/precision.py), side by side on this CPU:
 one training step (forward, EE + HPHN loss, backward, Adam update) and inference (embedding a batch
-with a trained network, as embed.py and evaluate.py do: ``utils.precision.for_inference``).
+with a trained network, as embed.py and evaluate.py do: ``inference.embedding_graph``).
 
     OMP_NUM_THREADS=2 .venv/bin/python bench/bench_precision.py [--backbone googlenet --batch_size 32
         --image_size 227 --rounds 5 --iters 3]
 
 All networks start from the same weights. The settings alternate round by round (float32,
 bfloat16, float32, ...) so that a load on the machine falls on all; each figure is the median over
-the rounds of the images/s of ``--iters`` timed iterations. It also prints one step's loss and
-the embeddings' cosine in both dtypes on the same batch and weights.
+the rounds of the images/s of ``--iters`` timed iterations. Inference is also measured in float32
+with its BatchNorms folded as bfloat16's are (not what the tools do in float32), to show what
+the folding alone gives. It also prints one step's loss and the embeddings' cosine in both dtypes
+on the same batch and weights.
 """
 import argparse
 import os
@@ -25,10 +27,13 @@ import numpy as np  # noqa: E402
 
 import model  # noqa: E402
 from loss import get_loss  # noqa: E402
+from inference.embedding_graph import for_inference  # noqa: E402
 from utils import precision  # noqa: E402
 from utils.engine import forward_backward  # noqa: E402
 
 DTYPES = ("float32", "bfloat16")
+FOLDED = "float32, BatchNorm folded"
+INFERENCE = ("float32", FOLDED, "bfloat16")
 
 
 def build(dtype, args, ctx, images):
@@ -45,11 +50,13 @@ def build(dtype, args, ctx, images):
 
 
 def inference_net(setting, args, ctx, params_file):
-    """A network loaded as embed.py loads one, embedding in ``setting`` (``precision.for_inference``)."""
+    """A network loaded as embed.py loads one, embedding as ``setting`` says (``for_inference``)."""
     net = model.build_network(args.backbone, args.embed_dim)
     net.load_parameters(params_file, ctx=ctx)
     net.hybridize(static_alloc=True)
-    return precision.for_inference(net, setting, ctx)
+    if setting == FOLDED:
+        return for_inference(net, "float32", ctx, fold=True)
+    return for_inference(net, setting, ctx)
 
 
 def train_rate(parts, images, labels, ctx, iters):
@@ -96,14 +103,14 @@ def main():
     with tempfile.TemporaryDirectory() as folder:
         params_file = os.path.join(folder, "net.params")
         parts["float32"][0].save_parameters(params_file)
-        inference = {setting: inference_net(setting, args, ctx, params_file) for setting in DTYPES}
+        inference = {setting: inference_net(setting, args, ctx, params_file) for setting in INFERENCE}
 
     # Same weights, same batch: one step's loss and the embeddings in each dtype (before any update).
     losses, embeddings = {}, {}
     for dtype in DTYPES:
         net, loss_fn, _ = parts[dtype]
         losses[dtype] = float(forward_backward(net, loss_fn, images, labels, ctx).mean().asscalar())
-    for setting in DTYPES:
+    for setting in INFERENCE:
         embeddings[setting] = inference[setting](images).asnumpy()
     a = embeddings["float32"]
     cos = {setting: ((a * b).sum(1) / (np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1))).min()
@@ -111,14 +118,14 @@ def main():
 
     for dtype in DTYPES:  # warm-up: graph construction and memory planning
         train_rate(parts[dtype], images, labels, ctx, 1)
-    for setting in DTYPES:
+    for setting in INFERENCE:
         inference_rate(inference[setting], images, 1)
     rates = {("train", dtype): [] for dtype in DTYPES}
-    rates.update({("inference", setting): [] for setting in DTYPES})
+    rates.update({("inference", setting): [] for setting in INFERENCE})
     for _ in range(args.rounds):
         for dtype in DTYPES:
             rates["train", dtype].append(train_rate(parts[dtype], images, labels, ctx, args.iters))
-        for setting in DTYPES:
+        for setting in INFERENCE:
             rates["inference", setting].append(inference_rate(inference[setting], images, args.iters))
 
     print("%s + EE(n=2) + HPHN, batch %d, %dx%d, CPU (%d cores, OMP_NUM_THREADS=%s), median of %d "
@@ -132,10 +139,14 @@ def main():
     print("%-10s %16.1f %16.1f %7.2fx" % ("train", f32, bf16, bf16 / f32))
     f32, bf16 = median["inference", "float32"], median["inference", "bfloat16"]
     print("%-10s %16.1f %16.1f %7.2fx" % ("inference", f32, bf16, bf16 / f32))
+    folded = median["inference", FOLDED]
+    print("%-10s %16.1f %16s %7.2fx  (float32 with BatchNorm folded too, for comparison)"
+          % ("", folded, "", bf16 / folded))
     print("one step's loss: float32 %.6f, bfloat16 %.6f (relative difference %.2e)"
           % (losses["float32"], losses["bfloat16"],
              abs(losses["bfloat16"] - losses["float32"]) / abs(losses["float32"])))
-    print("embeddings' cosine of bfloat16 with float32, lowest row: %.6f" % cos["bfloat16"])
+    print("embeddings' cosine with float32's, lowest row: bfloat16 %.6f, float32 folded %.7f"
+          % (cos["bfloat16"], cos[FOLDED]))
 
 
 if __name__ == "__main__":

@@ -19,7 +19,9 @@ from loss import wants_unit_embeddings
 from model.export import SYMBOL_SUFFIX, export_prefix, exported_files, exported_params_files
 from utils import run_folder
 from utils.errors import one_line
-from utils.precision import check_dtype, for_inference
+from utils.precision import check_dtype
+
+from .embedding_graph import for_inference
 
 logger = logging.getLogger(__name__)
 
@@ -29,7 +31,7 @@ NETWORK_FIELDS = ("backbone", "embed_dim", "image_size")
 def load_network(checkpoint, ctx, backbone=None, embed_dim=None, image_size=None, dtype="float32"):
     """``(net, image_size)`` of ``checkpoint``: a .params file saved by main.py or an exported
     PREFIX-symbol.json. ``backbone``, ``embed_dim`` and ``image_size`` override the run's; the
-    network is hybridized on ``ctx`` and computes in ``dtype`` (``utils.precision.for_inference``;
+    network is hybridized on ``ctx`` and computes in ``dtype`` (``inference.embedding_graph``;
     the checkpoint holds float32 parameters whatever the run's --dtype). Bad input: a one-line
     ValueError."""
     if not os.path.isfile(checkpoint):

@@ -7,7 +7,7 @@ import pytest
 import model
 from loss import get_loss
 from utils import precision
-from utils.engine import embed_batch, forward_backward
+from utils.engine import forward_backward
 
 CPU = [mx.cpu(0)]
 HAS_BF16 = bool(precision.cpu_bf16_flags()) and precision.mxnet_has_onednn()
@@ -185,36 +185,6 @@ def test_use_float32_returns_to_the_float32_graph():
     copy_params(reference, net)
     precision.use_float32(net)
     assert np.array_equal(net(images).asnumpy(), want), "after use_float32 the network is float32 again"
-
-
-# ------------------------------------------------------------------------------------- inference
-
-def test_float32_inference_is_the_network_itself():
-    net = build_net("float32")
-    assert precision.for_inference(net, "float32", CPU) is net
-
-
-@needs_bf16
-@pytest.mark.parametrize("contexts", [[mx.cpu(0)], [mx.cpu(0), mx.cpu(1)]])
-def test_bfloat16_inference_casts_weights_once_and_embeds_close_to_float32(contexts):
-    reference = build_net("float32", "googlenet", 32)
-    images, _ = batch(size=8, image_size=64)
-    want = reference(images).asnumpy()
-    low = precision.for_inference(reference, "bfloat16", contexts)
-    assert low is not reference, "the inference network is a converted copy"
-    dtypes = {name: np.dtype(param.dtype) for name, param in low.collect_params().items()}
-    bf16 = [name for name, dtype in dtypes.items() if dtype.itemsize == 2]
-    kept = {name for name, dtype in dtypes.items() if dtype == np.float32}
-    first, others = convolution_weights(reference)
-    assert {reference.head.embedding.weight.name, first} <= kept, \
-        "the head's Dense and the first convolution stay float32"
-    assert set(others) <= set(bf16), "the other convolutions' weights are stored in bfloat16"
-    got = embed_batch(low, images, contexts)
-    assert got.dtype == np.float32
-    assert not np.array_equal(got, want), "bfloat16 must actually compute differently from float32"
-    worst = cosines(got, want).min()
-    assert worst > 0.99, "cosine of a bfloat16 row with its float32 row %.5f <= 0.99" % worst
-    assert np.array_equal(reference(images).asnumpy(), want), "the loaded network is left as it was"
 
 
 # ------------------------------------------------------------------- float16's loss scaling (CPU)

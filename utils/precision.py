@@ -23,7 +23,7 @@ skipped and halves the scale. Its state is saved in the checkpoints (:func:`loss
 that a resumed run scales as the uninterrupted one. bfloat16 has float32's exponent range and needs
 no scaling.
 
-A trained network embeds in a lower precision through :func:`for_inference` (embed.py and
+A trained network embeds in a lower precision through ``inference.embedding_graph`` (embed.py and
 evaluate.py ``--dtype``), which casts the weights once instead of at every batch.
 
 MXNet 1.9.1 runs bfloat16 on the CPU only (oneDNN kernels, fast only with the CPU's BF16
@@ -32,7 +32,6 @@ combinations in one sentence.
 """
 import json
 import logging
-import warnings
 
 import mxnet as mx
 from mxnet.contrib import amp
@@ -136,31 +135,6 @@ def use_mixed_precision(net, dtype):
     net._cached_graph = inputs, converted
     logger.info("the network runs in %s (AMP); its output, the loss and the metrics in float32", dtype)
     return net
-
-
-def for_inference(net, dtype, contexts):
-    """A network that embeds like the loaded ``net`` (``inference.trained_network``), in ``dtype``;
-    float32 returns ``net`` itself, the operators training evaluates with.
-
-    bfloat16 and float16: AMP's inference conversion (``amp.convert_hybrid_block``) of the graph of
-    :func:`use_mixed_precision` (the first convolution and the head's Dense layer in float32), with
-    the weights of the lower-precision layers cast once, ahead (``cast_optional_params``), instead
-    of at every batch: a SymbolBlock with its own copy of the parameters, on ``contexts``. It has
-    no use for training (its weights are not float32 master copies).
-    """
-    if dtype == "float32":
-        return net
-    if not net._active:
-        raise ValueError("for_inference needs a hybridized network (net.hybridize() first)")
-    inputs, graph = net._get_graph(mx.nd.zeros((1, 1, 1, 3), dtype="uint8"))
-    net._cached_graph = inputs, graph  # what convert_hybrid_block reads (a Block's own trace)
-    with warnings.catch_warnings():
-        # The SymbolBlock's input has no dtype until the first batch arrives; MXNet warns about it.
-        warnings.filterwarnings("ignore", message="Cannot decide type")
-        converted = amp.convert_hybrid_block(net, target_dtype=dtype, excluded_sym_names=float32_layers(graph),
-                                             ctx=list(contexts), cast_optional_params=True)
-    converted.hybridize(static_alloc=True)
-    return converted
 
 
 def use_float32(net):
