@@ -11,7 +11,7 @@ DEMO_SAVE := results/demo
 DEMO_BACKBONE ?= resnet18_v1
 NUM_THREADS ?= $(shell nproc 2>/dev/null || echo 2)
 
-.PHONY: venv demo compare test stress-dist bench clean-demo
+.PHONY: venv demo compare compare-dtypes test stress-dist bench clean-demo
 
 $(STAMP): requirements-cpu.txt requirements-common.txt constraints.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -46,6 +46,37 @@ compare: venv
 	for n in 2 0; do rm -rf results/inner-$$n && $(DEMO_TRAIN) --n_inner_pts=$$n --save_dir=results/inner-$$n || exit 1; done
 	$(PY) -m tools.plot_runs results/inner-2 results/inner-0 --metric R@1 -o results/compare.png \
 		--title "demo: HPHN-triplet with EE (n = 2) and without (n = 0)"
+
+# bfloat16 against float32 on the demo over seeds (README, Mixed precision), one OpenMP thread per
+# run (`make -j2 compare-dtypes` runs two at a time): from scratch (DTYPE_SEEDS), and fine-tuned
+# for 60 epochs from the float32 run of seed FINETUNE_FROM (FINETUNE_SEEDS). A run already in
+# results/dtypes is kept; `rm -rf results/dtypes` starts afresh.
+DTYPE_SEEDS ?= 0 1 2 3 4 5 6 7 8 9 10 11
+FINETUNE_SEEDS ?= 0 1 2 3 4 5 6 7
+FINETUNE_FROM ?= 4
+DTYPE_RUNS := $(foreach s,$(DTYPE_SEEDS),$(foreach d,float32 bfloat16,results/dtypes/scratch-$(d)-s$(s)/results.json)) \
+	$(foreach s,$(FINETUNE_SEEDS),$(foreach d,float32 bfloat16,results/dtypes/finetune-$(d)-s$(s)/results.json))
+dtype = $(word 1,$(subst -s, ,$(1)))
+seed = $(word 2,$(subst -s, ,$(1)))
+
+$(DEMO_DIR)/train.txt: | venv
+	$(PY) -W ignore::RuntimeWarning:runpy -m data.demo --out $(DEMO_DIR)
+
+results/dtypes/%/results.json: NUM_THREADS = 1
+.SECONDARY: results/dtypes/scratch-float32-s$(FINETUNE_FROM)/results.json
+results/dtypes/scratch-%/results.json: | $(DEMO_DIR)/train.txt
+	rm -rf $(@D) && mkdir -p results/dtypes
+	$(DEMO_TRAIN) --n_inner_pts=2 --progress=False --dtype=$(call dtype,$*) \
+		--seed=$(call seed,$*) --save_dir=$(@D) > $(@D).log 2>&1
+
+results/dtypes/finetune-%/results.json: results/dtypes/scratch-float32-s$(FINETUNE_FROM)/results.json
+	rm -rf $(@D) && mkdir -p results/dtypes
+	$(DEMO_TRAIN) --n_inner_pts=2 --progress=False --dtype=$(call dtype,$*) --seed=$(call seed,$*) \
+		--pretrained=results/dtypes/scratch-float32-s$(FINETUNE_FROM)/model_last.params \
+		--epochs=60 --lr_decay_epochs=40 --save_dir=$(@D) > $(@D).log 2>&1
+
+compare-dtypes: $(DTYPE_RUNS)
+	$(PY) -m tools.compare_dtypes results/dtypes
 
 test: venv
 	$(PY) -m pytest -q tests
