@@ -104,9 +104,9 @@ def float32_layers(graph):
     and an exported SymbolBlock are treated alike.
 
     The first convolution has 3 input channels, which oneDNN's bfloat16 kernels do not block: it
-    falls back to a plain-layout GEMM, and the BatchNorm after it to a plain-layout kernel, which
-    took 84 and 82 ms of a 470 ms GoogLeNet batch (227 px, 32 images, one thread) where float32's
-    kernels take about 10 ms for both.
+    falls back to a plain-layout GEMM, and the BatchNorm after it to a plain-layout kernel. With it
+    in bfloat16, a bfloat16 GoogLeNet forward pass (227 px, batch 32) took 402 ms instead of 302
+    with one thread, 222 instead of 186 with two.
     """
     nodes = json.loads(graph.tojson())["nodes"]
     convolutions = [node["name"] for node in nodes if node["op"] == "Convolution"]
