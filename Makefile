@@ -51,7 +51,7 @@ compare: venv
 # run (`make -j2 compare-dtypes` runs two at a time): from scratch (DTYPE_SEEDS), and fine-tuned
 # for 60 epochs from the float32 run of seed FINETUNE_FROM (FINETUNE_SEEDS). A run already in
 # results/dtypes is kept; `rm -rf results/dtypes` starts afresh.
-DTYPE_SEEDS ?= $(shell seq 0 19)
+DTYPE_SEEDS ?= 0 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 19
 FINETUNE_SEEDS ?= 0 1 2 3 4 5 6 7
 FINETUNE_FROM ?= 4
 DTYPE_RUNS := $(foreach s,$(DTYPE_SEEDS),$(foreach d,float32 bfloat16,results/dtypes/scratch-$(d)-s$(s)/results.json)) \
