@@ -1,4 +1,6 @@
-"""Shared test set-up: the repository root on sys.path, a guard for the numpy pin."""
+"""Shared test set-up: the repository root on sys.path, a guard for the numpy pin, no network, and
+the demo dataset the main.py runs of the resume, run-folder and precision tests train on (a test
+module that needs another demo defines its own ``demo_dir``)."""
 import os
 import sys
 
@@ -26,3 +28,12 @@ def no_network(monkeypatch):
 
     monkeypatch.setattr(prepare, "download_file", offline)
     return calls
+
+
+@pytest.fixture(scope="module")
+def demo_dir(tmp_path_factory):
+    """A generated demo dataset (16 classes of 6 images, 40 px), one per test module."""
+    from data.demo import generate_demo
+
+    return str(generate_demo(str(tmp_path_factory.mktemp("demo") / "d"), classes=16, per_class=6,
+                             size=40, seed=1))

@@ -7,18 +7,11 @@ import signal
 
 import pytest
 
-from data.demo import generate_demo
 from test_main_resume import assert_same_run, resume_argv, run, train_argv
 from utils import precision
 
 HAS_BF16 = bool(precision.cpu_bf16_flags()) and precision.mxnet_has_onednn()
 needs_bf16 = pytest.mark.skipif(not HAS_BF16, reason="this CPU or MXNet build cannot run bfloat16")
-
-
-@pytest.fixture(scope="module")
-def demo_dir(tmp_path_factory):
-    return str(generate_demo(str(tmp_path_factory.mktemp("demo") / "d"), classes=16, per_class=6,
-                             size=40, seed=1))
 
 
 @pytest.fixture(scope="module")

@@ -13,15 +13,8 @@ import time
 
 import pytest
 
-from data.demo import generate_demo
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-
-
-@pytest.fixture(scope="module")
-def demo_dir(tmp_path_factory):
-    return str(generate_demo(str(tmp_path_factory.mktemp("demo") / "d"), classes=16, per_class=6,
-                             size=40, seed=1))
 
 
 def train_argv(data_dir, save_dir, *extra):

@@ -8,14 +8,7 @@ import shutil
 
 import pytest
 
-from data.demo import generate_demo
 from test_main_resume import assert_same_run, resume_argv, run, train_argv
-
-
-@pytest.fixture(scope="module")
-def demo_dir(tmp_path_factory):
-    return str(generate_demo(str(tmp_path_factory.mktemp("demo") / "d"), classes=16, per_class=6,
-                             size=40, seed=1))
 
 
 @pytest.fixture(scope="module")
