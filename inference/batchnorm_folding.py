@@ -83,18 +83,16 @@ def fold_batchnorm(symbol, params):
     # Rebuild the node list: a bias variable before each folded convolution, BatchNorms dropped
     # and their readers pointed at the convolution.
     folded_bn = {bn_id: conv_id for conv_id, bn_id in pairs}
-    new_nodes, new_id = [], {}
+    new_nodes, new_id, bias_entry = [], {}, {}
     for old_id, node in enumerate(nodes):
         if old_id in folded_bn:
             continue
         if old_id in bias_of:
             bias_name = node["name"] + FOLDED_BIAS_SUFFIX
             params[bias_name] = mx.nd.array(bias_of[old_id], dtype="float32")
+            bias_entry[old_id] = [len(new_nodes), 0, 0]
             new_nodes.append({"op": "null", "name": bias_name, "inputs": []})
-            bias_id = len(new_nodes) - 1
-            node = dict(node, attrs=dict(node.get("attrs", {}), no_bias="False"))
-            node["inputs"] = node["inputs"][:2] + [[bias_id, 0, 0]]
-            node["_bias_done"] = True
+            node = dict(node, attrs=dict(node.get("attrs", {}), no_bias="False"), inputs=node["inputs"][:2])
         new_id[old_id] = len(new_nodes)
         new_nodes.append(node)
 
@@ -102,11 +100,9 @@ def fold_batchnorm(symbol, params):
         source = folded_bn.get(entry[0], entry[0])
         return [new_id[source], entry[1] if entry[0] not in folded_bn else 0, entry[2]]
 
-    for node in new_nodes:
-        if node.pop("_bias_done", False):
-            node["inputs"] = [remap(e) for e in node["inputs"][:2]] + node["inputs"][2:]
-        else:
-            node["inputs"] = [remap(e) for e in node["inputs"]]
+    for old_id, index in new_id.items():
+        node = new_nodes[index]
+        node["inputs"] = [remap(e) for e in node["inputs"]] + ([bias_entry[old_id]] if old_id in bias_entry else [])
     folded = {"nodes": new_nodes, "heads": [remap(h) for h in heads],
               "arg_nodes": [i for i, node in enumerate(new_nodes) if node["op"] == "null"],
               "attrs": graph.get("attrs", {})}
