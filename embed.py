@@ -20,9 +20,10 @@ Euclidean distance, and a query never retrieves its own file. The network is loa
 """
 import sys
 
-from utils.environment import check_numpy_version
+from utils.environment import check_numpy_version, prefer_passive_openmp
 
 check_numpy_version()
+prefer_passive_openmp()  # before MXNet loads OpenMP: threads sleep, not spin, on busy cores
 
 import argparse  # noqa: E402
 import logging  # noqa: E402

@@ -15,9 +15,10 @@ line ``error: ...`` on stderr and exit code 2.
 """
 import sys
 
-from utils.environment import check_numpy_version
+from utils.environment import check_numpy_version, prefer_passive_openmp
 
 check_numpy_version()
+prefer_passive_openmp()  # before MXNet loads OpenMP: threads sleep, not spin, on busy cores
 
 import argparse  # noqa: E402
 import importlib  # noqa: E402

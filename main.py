@@ -8,9 +8,10 @@ network, loss and trainer, and only then write into the run folder and train.
 """
 import sys
 
-from utils.environment import check_mxnet_loads, check_numpy_version
+from utils.environment import check_mxnet_loads, check_numpy_version, prefer_passive_openmp
 
 check_numpy_version()
+prefer_passive_openmp()  # before MXNet loads OpenMP: threads sleep, not spin, on busy cores
 check_mxnet_loads()
 
 import json  # noqa: E402

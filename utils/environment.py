@@ -1,5 +1,25 @@
-"""Checks of the Python environment that must run before MXNet is imported."""
+"""Checks and settings of the process environment that must come before MXNet is imported."""
+import os
 import sys
+
+# The OpenMP variables by which a user chooses how waiting threads behave (GNU libgomp, which
+# libmxnet.so links, reads them once, when MXNet is loaded).
+OPENMP_WAIT_VARIABLES = ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT")
+
+
+def prefer_passive_openmp(environ=os.environ):
+    """Make OpenMP threads sleep when they wait, unless the user chose a wait policy.
+
+    libgomp's own default spins at every barrier before it sleeps. When the cores are busy with
+    other work, a spinning thread holds the core that the thread it waits for needs, and every one
+    of the thousands of parallel regions of a training step pays for it (bench/bench_load.py measures
+    it). ``OMP_WAIT_POLICY=PASSIVE`` sleeps at once. A user who sets
+    ``OMP_WAIT_POLICY`` or ``GOMP_SPINCOUNT`` keeps that choice. Returns whether it set the policy.
+    """
+    if any(name in environ for name in OPENMP_WAIT_VARIABLES):
+        return False
+    environ["OMP_WAIT_POLICY"] = "PASSIVE"
+    return True
 
 
 def check_numpy_version():
