@@ -11,7 +11,7 @@ DEMO_SAVE := results/demo
 DEMO_BACKBONE ?= resnet18_v1
 NUM_THREADS ?= $(shell nproc 2>/dev/null || echo 2)
 
-.PHONY: venv demo compare compare-dtypes test stress-dist bench clean-demo
+.PHONY: venv demo compare compare-dtypes demo-range test stress-dist bench clean-demo
 
 $(STAMP): requirements-cpu.txt requirements-common.txt constraints.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -77,6 +77,24 @@ results/dtypes/finetune-%/results.json: results/dtypes/scratch-float32-s$(FINETU
 
 compare-dtypes: $(DTYPE_RUNS)
 	$(PY) -m tools.compare_dtypes results/dtypes
+
+# What `make demo` reaches over seeds and CPU kernels (README, Two commands), one OpenMP thread per
+# run (`make -j2 demo-range` runs two at a time): every seed of DEMO_RANGE_SEEDS with oneDNN's
+# own choice, AVX-512 (on a CPU that has it), and with its AVX2 kernels (DNNL_MAX_CPU_ISA=AVX2, the
+# kernels of a CPU without AVX-512). A finished run in results/demo-range is kept.
+DEMO_RANGE_SEEDS ?= 0 1 2 3 4
+DEMO_RANGE_KERNELS ?= $(if $(shell grep -qw avx512f /proc/cpuinfo 2>/dev/null && echo y),avx512 avx2,avx2)
+DEMO_RANGE_RUNS := $(foreach k,$(DEMO_RANGE_KERNELS),$(foreach s,$(DEMO_RANGE_SEEDS),results/demo-range/$(k)-t1-s$(s)/results.json))
+isa_avx2 = AVX2
+
+results/demo-range/%/results.json: NUM_THREADS = 1
+results/demo-range/%/results.json: | $(DEMO_DIR)/train.txt
+	rm -rf $(@D) && mkdir -p results/demo-range
+	$(if $(isa_$(word 1,$(subst -, ,$*))),DNNL_MAX_CPU_ISA=$(isa_$(word 1,$(subst -, ,$*)))) $(DEMO_TRAIN) --n_inner_pts=2 --progress=False \
+		--seed=$(subst s,,$(word 3,$(subst -, ,$*))) --save_dir=$(@D) > $(@D).log 2>&1
+
+demo-range: $(DEMO_RANGE_RUNS)
+	$(PY) -m tools.demo_range results/demo-range
 
 test: venv
 	$(PY) -m pytest -q tests
