@@ -51,7 +51,9 @@ def _too_much_prefetch_argv(tmp_path, save_dir):
         pytest.skip("no /dev/shm on this machine")
     demo = str(generate_demo(str(tmp_path / "demo"), classes=4, per_class=4, size=32, seed=1))
     per_batch = 8 * (32 * 32 * 3 + 4)
-    too_many = shutil.disk_usage("/dev/shm").free // per_batch + 10
+    # More than the whole of /dev/shm holds: its free space changes as other processes use it, and
+    # a prefetch just above the free space seen here could fit by the time main.py looks.
+    too_many = shutil.disk_usage("/dev/shm").total // per_batch + 10
     return ["--data_name=demo", "--data_dir=" + demo, "--gpu_idx=-1", "--pretrained=none", "--image_size=32",
             "--batch_size=8", "--num_instances=4", "--num_workers=2", "--prefetch=%d" % too_many,
             "--save_dir=" + save_dir]
