@@ -34,7 +34,7 @@ import numpy as np  # noqa: E402
 from data.image_list import list_labeled_images  # noqa: E402
 from inference.gallery_search import draw_results, gallery_embeddings, query_labels, search  # noqa: E402
 from inference.image_embeddings import embed_paths, report_skipped, save_embeddings  # noqa: E402
-from inference.trained_network import load_network  # noqa: E402
+from inference.trained_network import check_dtype_applies, load_network  # noqa: E402
 from utils.devices import resolve_contexts  # noqa: E402
 from utils.errors import OneLineParser, run_command  # noqa: E402
 from utils.metrics import l2_normalize  # noqa: E402
@@ -110,6 +110,7 @@ def validate_args(args):
         value = getattr(args, name)
         if value is not None and not value.endswith(".npy"):
             raise ValueError("--%s must name a .npy file, got %s" % (name, value))
+    check_dtype_applies(args.checkpoint, args.dtype)
     check_minimums(args, {"batch_size": 1, "topk": 1, "thumb": 16, "num_workers": 0})
     check_positive_sizes(args, ("embed_dim", "image_size"))
     return args

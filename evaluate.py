@@ -33,6 +33,7 @@ from utils.devices import resolve_contexts  # noqa: E402
 from utils.errors import OneLineParser, run_command  # noqa: E402
 from inference.evaluation import default_out, embed_test_split, load_stored, write_report  # noqa: E402
 from inference.image_embeddings import save_embeddings, sidecar  # noqa: E402
+from inference.trained_network import check_dtype_applies  # noqa: E402
 from utils.engine import warn_non_finite  # noqa: E402
 from utils.metrics import FAISS_MISSING, evaluate_embeddings  # noqa: E402
 from utils.options import (DEFAULT_RECALLK, EVAL_METRICS, add_inference_dtype_flag,  # noqa: E402
@@ -129,6 +130,7 @@ def validate_args(args):
                 raise ValueError("--%s applies to --checkpoint only, not to stored embeddings" % name)
         if args.dtype != "float32":
             raise ValueError("--dtype applies to --checkpoint only, not to stored embeddings")
+    check_dtype_applies(args.checkpoint, args.dtype)
     if args.save_embeddings is not None and not args.save_embeddings.endswith(".npy"):
         raise ValueError("--save_embeddings must name a .npy file, got %s" % args.save_embeddings)
     check_minimums(args, {"batch_size": 1, "num_workers": 0})

@@ -67,13 +67,13 @@ def build(args, wanted):
         raise ValueError(
             "--batch_size %d over %d devices gives %d images per device, which must be a multiple "
             "of --num_instances %d" % (args.batch_size, len(ctx), per_device, args.num_instances))
-    net = model.build_network(args.backbone, args.embed_dim,
-                              l2_normalize=wants_unit_embeddings(args.loss))
-    model.check_image_size(args.backbone, args.image_size)
     args.num_workers, notice = workers_for_cores(args.num_workers)
     if notice:
         logger.warning(notice)
-    check_shared_memory(args.batch_size, args.image_size, args.num_workers, args.prefetch)
+    check_shared_memory(args.batch_size, args.image_size, args.num_workers, args.prefetch)  # needs no network
+    net = model.build_network(args.backbone, args.embed_dim,
+                              l2_normalize=wants_unit_embeddings(args.loss))
+    model.check_image_size(args.backbone, args.image_size)
     train_loader, test_loader, info = data.build_loaders(
         args.data_name, args.data_dir, args.image_size, args.batch_size, args.num_instances,
         args.num_workers, seed=args.seed, skip_bad_images=args.skip_bad_images, prefetch=args.prefetch)

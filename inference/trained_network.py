@@ -34,17 +34,26 @@ def load_network(checkpoint, ctx, backbone=None, embed_dim=None, image_size=None
     network is hybridized on ``ctx`` and computes in ``dtype`` (``inference.embedding_graph``;
     the checkpoint holds float32 parameters whatever the run's --dtype). Bad input: a one-line
     ValueError."""
+    check_dtype_applies(checkpoint, dtype)
     if not os.path.isfile(checkpoint):
         raise ValueError("--checkpoint %s does not exist" % checkpoint)
     check_dtype(dtype, ctx)
-    if dtype != "float32" and checkpoint.endswith(".onnx"):
-        raise ValueError("--dtype=%s applies to MXNet networks; an ONNX model runs in ONNX Runtime as "
-                         "it was exported (float32): drop --dtype or pass the .params checkpoint" % dtype)
     net, image_size = _load(checkpoint, ctx, backbone, embed_dim, image_size)
     if dtype != "float32":
         net = for_inference(net, dtype, ctx)
         logger.info("embedding in %s", dtype)
     return net, image_size
+
+
+def check_dtype_applies(checkpoint, dtype):
+    """Refuse ``--dtype`` with an ONNX ``checkpoint`` (ONNX Runtime runs the model as exported).
+
+    A conflict of flags, refused from the command line alone: before the file is looked at and
+    before the devices are asked whether they can run ``dtype``, so that it is the same refusal on
+    every machine. No ``checkpoint`` (None) passes."""
+    if dtype != "float32" and checkpoint is not None and checkpoint.endswith(".onnx"):
+        raise ValueError("--dtype=%s applies to MXNet networks; an ONNX model runs in ONNX Runtime as "
+                         "it was exported (float32): drop --dtype or pass the .params checkpoint" % dtype)
 
 
 def _load(checkpoint, ctx, backbone, embed_dim, image_size):

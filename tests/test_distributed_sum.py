@@ -11,6 +11,7 @@ import sys
 import numpy as np
 import pytest
 
+from conftest import SUBPROCESS_TIMEOUT
 from tests.dist_sum_job import worker_vector
 from tools.launch_loopback import launch
 
@@ -23,7 +24,7 @@ def run_job(mode, tmp_path):
     log_dir.mkdir()
     pattern = str(tmp_path / "sums-%d.npy")
     result = launch([sys.executable, "-m", "tests.dist_sum_job", mode, str(ROUNDS), pattern],
-                    num_workers=WORKERS, num_servers=2, timeout=120, log_dir=str(log_dir))
+                    num_workers=WORKERS, num_servers=2, timeout=SUBPROCESS_TIMEOUT, log_dir=str(log_dir))
     logs = "\n".join(open(os.path.join(log_dir, n)).read()[-800:] for n in sorted(os.listdir(log_dir)))
     assert result.codes == [0] * WORKERS and not result.summary(), "%s\n%s" % (result.summary(), logs)
     sums = [np.load(pattern % rank) for rank in range(WORKERS)]
@@ -40,7 +41,7 @@ def sum_in_order(vectors, order):
 
 
 @pytest.mark.dist
-def test_the_server_adds_in_arrival_order(tmp_path):
+def test_the_server_adds_in_arrival_order(tmp_path, one_openmp_thread_environ):
     sums = run_job("server", tmp_path)
     orders_seen = set()
     for round_index in range(ROUNDS):
@@ -55,7 +56,7 @@ def test_the_server_adds_in_arrival_order(tmp_path):
 
 
 @pytest.mark.dist
-def test_the_ordered_sum_is_the_same_every_time(tmp_path):
+def test_the_ordered_sum_is_the_same_every_time(tmp_path, one_openmp_thread_environ):
     sums = run_job("ordered", tmp_path)
     for round_index in range(ROUNDS):
         vectors = [worker_vector(round_index, rank) for rank in range(WORKERS)]

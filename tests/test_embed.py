@@ -12,10 +12,10 @@ import pytest
 
 import embed
 import model
+from conftest import SUBPROCESS_TIMEOUT, needs_bf16, subprocess_env, write_cpuinfo
 from data import TestTransform, decode_image
 from data.demo import generate_demo
 from model.export import export_network
-from utils import precision
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SIZE = 32
@@ -55,7 +55,7 @@ def _main(capsys, *argv):
 
 def _script(*argv):
     return subprocess.run([sys.executable, "embed.py", "--progress=False"] + list(argv), cwd=ROOT,
-                          capture_output=True, text=True, timeout=120)
+                          capture_output=True, text=True, timeout=SUBPROCESS_TIMEOUT, env=subprocess_env())
 
 
 def _one_error_line(err):
@@ -244,8 +244,7 @@ def test_embed_a_split_file_writes_labels_that_evaluate_reads(setup, tmp_path, c
     assert set(report["metrics"]) >= {"R@1", "R@2"}, report
 
 
-@pytest.mark.skipif(not (precision.cpu_bf16_flags() and precision.mxnet_has_onednn()),
-                    reason="this CPU or MXNet build cannot run bfloat16")
+@needs_bf16
 def test_bfloat16_embeddings_are_close_to_float32(setup, tmp_path, capsys):
     images = os.path.join(setup["data"], "images")
     want = _expected(setup["net"], setup["images"])
@@ -260,11 +259,21 @@ def test_bfloat16_embeddings_are_close_to_float32(setup, tmp_path, capsys):
         assert worst > 0.99, "%s: a bfloat16 row's cosine with float32's is %.5f" % (checkpoint, worst)
 
 
-@pytest.mark.parametrize("checkpoint, dtype, words", [
-    ("onnx", "bfloat16", "an ONNX model runs in ONNX Runtime"),
-    ("params", "float16", "--dtype=float16 runs on GPUs only"),
-])
-def test_dtype_it_cannot_run_is_one_line(setup, tmp_path, capsys, checkpoint, dtype, words):
+@pytest.mark.parametrize("cpu_flags, checkpoint, dtype, words", [
+    # A conflict of flags (an ONNX model with --dtype) is refused alike on every CPU, before the
+    # CPU is asked whether it can run the dtype.
+    (["avx512_bf16"], "onnx", "bfloat16", "an ONNX model runs in ONNX Runtime"),
+    ([], "onnx", "bfloat16", "an ONNX model runs in ONNX Runtime"),
+    ([], "onnx", "float16", "an ONNX model runs in ONNX Runtime"),
+    (["avx512_bf16"], "params", "float16", "--dtype=float16 runs on GPUs only (give --gpu_idx=0); on the CPU "
+                                           "use --dtype=bfloat16"),
+    ([], "params", "float16", "--dtype=float16 runs on GPUs only (give --gpu_idx=0); on the CPU use --dtype=float32"),
+    ([], "params", "bfloat16", "--dtype=bfloat16 needs a CPU with BF16 instructions"),
+], ids=["onnx-bfloat16-bf16cpu", "onnx-bfloat16-nobf16cpu", "onnx-float16-nobf16cpu", "float16-bf16cpu",
+        "float16-nobf16cpu", "bfloat16-nobf16cpu"])
+def test_dtype_it_cannot_run_is_one_line(setup, tmp_path, capsys, monkeypatch, cpu_flags, checkpoint, dtype, words):
+    # The CPU's flags are written (utils.precision reads $EE_GLUON_CPUINFO): every case runs on every CPU.
+    monkeypatch.setenv("EE_GLUON_CPUINFO", write_cpuinfo(tmp_path, cpu_flags))
     path = setup["params"] if checkpoint == "params" else setup["symbol"][: -len("-symbol.json")] + ".onnx"
     code, _, err = _main(capsys, "--checkpoint", path, "--images", setup["images"][0], "--out",
                          str(tmp_path / "e.npy"), "--dtype", dtype, "--gpu_idx=-1")

@@ -11,9 +11,9 @@ import pytest
 
 import evaluate
 import model
+from conftest import SUBPROCESS_TIMEOUT, needs_bf16, subprocess_env
 from data import TestTransform, decode_image
 from data.demo import generate_demo
-from utils import precision
 from utils.metrics import evaluate_embeddings
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -70,7 +70,7 @@ def test_checkpoint_end_to_end(setup, tmp_path):
         [sys.executable, "evaluate.py", "--checkpoint", setup["params"], "--data_name", "demo",
          "--data_dir", setup["data"], "--gpu_idx=-1", "--num_workers", "0", "--batch_size", "7",
          "--save_embeddings", saved],
-        cwd=ROOT, capture_output=True, text=True, timeout=120)
+        cwd=ROOT, capture_output=True, text=True, timeout=SUBPROCESS_TIMEOUT, env=subprocess_env())
     assert proc.returncode == 0, "evaluate.py failed: %s" % proc.stderr[-2000:]
     assert "Traceback" not in proc.stderr, "no traceback on success: %s" % proc.stderr[-2000:]
     printed = {}
@@ -179,8 +179,7 @@ def _mismatched_params(setup, tmp_path):
     return ["--checkpoint", str(folder / "model.params")]
 
 
-@pytest.mark.skipif(not (precision.cpu_bf16_flags() and precision.mxnet_has_onednn()),
-                    reason="this CPU or MXNet build cannot run bfloat16")
+@needs_bf16
 def test_bfloat16_evaluation_is_close_to_float32(setup, tmp_path, capsys):
     reports = {}
     for dtype in ("float32", "bfloat16"):
@@ -225,13 +224,16 @@ def _shape_mismatch(setup, tmp_path):
         (lambda s, t: [], "nothing to evaluate"),
         (lambda s, t: ["--embeddings", "e.npy", "--labels", "l.npy", "--dtype", "bfloat16"],
          "--dtype applies to --checkpoint only"),
+        # A conflict of flags: refused before the file or the CPU is looked at.
+        (lambda s, t: ["--checkpoint", str(t / "missing.onnx"), "--dtype", "float16"],
+         "an ONNX model runs in ONNX Runtime"),
         (lambda s, t: ["--checkpoint", s["params"], "--data_name", "imagenet"], "unknown dataset"),
         (lambda s, t: ["--checkpoint", s["params"], "--eval_metrics", "recall,auc"], "unknown metric 'auc'"),
         (lambda s, t: ["--checkpoint", s["params"], "--data_name", "cub200", "--data_dir", str(t / "x")],
          "python3 -m data.prepare cub200"),
     ],
     ids=["missing", "no_args_json", "mismatched", "garbage", "shapes", "labels_missing", "embeddings_missing", "both",
-         "nothing", "dtype_stored", "dataset", "metric", "no_data"],
+         "nothing", "dtype_stored", "dtype_onnx", "dataset", "metric", "no_data"],
 )
 def test_bad_input_is_one_line(setup, tmp_path, capsys, make_argv, message):
     try:
@@ -245,6 +247,7 @@ def test_bad_input_is_one_line(setup, tmp_path, capsys, make_argv, message):
 
 def test_script_error_has_no_traceback(tmp_path):
     proc = subprocess.run([sys.executable, "evaluate.py", "--checkpoint", str(tmp_path / "nope.params")],
-                          cwd=ROOT, capture_output=True, text=True, timeout=120)
+                          cwd=ROOT, capture_output=True, text=True, timeout=SUBPROCESS_TIMEOUT,
+                          env=subprocess_env())
     assert proc.returncode == 2, "missing checkpoint must exit 2: %s" % proc.stderr
     assert _one_error_line(proc.stderr).endswith("nope.params does not exist"), proc.stderr

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 import model
+from conftest import SUBPROCESS_TIMEOUT, subprocess_env
 from model.export import export_network
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -72,9 +73,9 @@ def test_loads_without_the_repository_and_matches(exported):
     net, folder, _, _ = exported
     for batch in BATCHES:
         np.save(str(folder / ("images%d.npy" % batch)), _images(batch))
-    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
     proc = subprocess.run([sys.executable, "-I", "-c", _LOADER, ROOT] + [str(b) for b in BATCHES],
-                          cwd=str(folder), env=env, capture_output=True, text=True, timeout=120)
+                          cwd=str(folder), env=subprocess_env(PYTHONPATH=None), capture_output=True, text=True,
+                          timeout=SUBPROCESS_TIMEOUT)
     assert proc.returncode == 0 and "loaded" in proc.stdout, "loading failed: %s" % proc.stderr[-3000:]
     for batch in BATCHES:
         want = net(mx.nd.array(_images(batch), dtype="uint8")).asnumpy()
@@ -123,7 +124,8 @@ def test_onnx_runtime_gives_mxnets_embeddings(tmp_path, l2_normalize):
     for batch in BATCHES:
         np.save(str(tmp_path / ("images%d.npy" % batch)), _images(batch))
     proc = subprocess.run([sys.executable, "-I", "-c", _ONNX_LOADER] + [str(b) for b in BATCHES],
-                          cwd=str(tmp_path), capture_output=True, text=True, timeout=300)
+                          cwd=str(tmp_path), capture_output=True, text=True, timeout=SUBPROCESS_TIMEOUT,
+                          env=subprocess_env())
     assert proc.returncode == 0 and "loaded" in proc.stdout, proc.stderr[-2000:]
     for batch in BATCHES:
         want = net(mx.nd.array(_images(batch), dtype="uint8")).asnumpy()

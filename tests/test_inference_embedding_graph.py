@@ -10,7 +10,8 @@ import pytest
 from inference.batchnorm_folding import FOLDED_BIAS_SUFFIX, fold_batchnorm
 from inference.embedding_graph import for_inference
 from utils.engine import embed_batch
-from test_utils_precision import batch, build_net, convolution_weights, cosines, needs_bf16
+from conftest import needs_bf16
+from test_utils_precision import batch, build_net, convolution_weights, cosines
 
 CPU = [mx.cpu(0)]
 

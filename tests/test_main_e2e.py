@@ -7,6 +7,7 @@ import sys
 
 import pytest
 
+from conftest import SUBPROCESS_TIMEOUT, subprocess_env
 from data.demo import generate_demo
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -48,7 +49,7 @@ def test_train_two_epochs(tiny_demo, tmp_path):
     save_dir = str(tmp_path / "run")
     proc = subprocess.run([sys.executable, "main.py"] + _base_argv(tiny_demo, save_dir)
                           + ["--projector_every=2"], cwd=ROOT, capture_output=True, text=True,
-                          timeout=300)
+                          timeout=SUBPROCESS_TIMEOUT, env=subprocess_env())
     assert proc.returncode == 0, "main.py failed:\n%s\n%s" % (proc.stdout[-3000:], proc.stderr[-3000:])
 
     results = json.load(open(os.path.join(save_dir, "results.json")))
@@ -98,7 +99,8 @@ def test_train_two_epochs(tiny_demo, tmp_path):
 def test_bad_input_is_one_line_exit_2(tiny_demo, tmp_path, extra, fragment):
     save_dir = tmp_path / "run"
     proc = subprocess.run([sys.executable, "main.py"] + _base_argv(tiny_demo, str(save_dir)) + extra,
-                          cwd=ROOT, capture_output=True, text=True, timeout=120)
+                          cwd=ROOT, capture_output=True, text=True, timeout=SUBPROCESS_TIMEOUT,
+                          env=subprocess_env())
     assert proc.returncode == 2, "expected exit 2 for %s, got %d: %s" % (extra, proc.returncode, proc.stderr)
     lines = [line for line in proc.stderr.splitlines() if line.strip()]
     assert len(lines) == 1 and lines[0].startswith("error: "), "one error line, got %r" % proc.stderr
@@ -128,7 +130,7 @@ def test_every_loss_trains_through_main(tiny_demo, tmp_path, name, extra):
     save_dir = str(tmp_path / name)
     argv = _base_argv(tiny_demo, save_dir) + ["--loss=" + name, "--epochs=1", "--eval_at_start=False"]
     proc = subprocess.run([sys.executable, "main.py"] + argv + extra, cwd=ROOT, capture_output=True,
-                          text=True, timeout=300)
+                          text=True, timeout=SUBPROCESS_TIMEOUT, env=subprocess_env())
     assert proc.returncode == 0, "%s failed:\n%s" % (name, proc.stderr[-3000:])
     results = json.load(open(os.path.join(save_dir, "results.json")))
     assert results["last"]["R@1"] >= 0 and results["epoch"] == 1, "%s: %r" % (name, results)

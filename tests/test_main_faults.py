@@ -8,6 +8,7 @@ import sys
 
 import pytest
 
+from conftest import SUBPROCESS_TIMEOUT, subprocess_env
 from data.demo import generate_demo
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -24,8 +25,8 @@ def _run(data_dir, save_dir, *extra, fault=None):
             "--pretrained=none", "--image_size=32", "--embed_dim=8", "--batch_size=8",
             "--num_instances=4", "--num_workers=0", "--eval_epoch_term=1", "--progress=False",
             "--save_dir=" + save_dir] + list(extra)
-    env = dict(os.environ, EE_GLUON_FAULT=fault) if fault else None
-    return subprocess.run(argv, cwd=ROOT, capture_output=True, text=True, timeout=300, env=env)
+    return subprocess.run(argv, cwd=ROOT, capture_output=True, text=True, timeout=SUBPROCESS_TIMEOUT,
+                          env=subprocess_env(EE_GLUON_FAULT=fault or None))
 
 
 def test_non_finite_loss_stops_and_keeps_the_last_good_checkpoint(demo_dir, tmp_path):

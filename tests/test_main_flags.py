@@ -10,6 +10,7 @@ import mxnet as mx
 import pytest
 
 import model
+from conftest import SUBPROCESS_TIMEOUT, subprocess_env
 from data.demo import generate_demo
 from utils.host import usable_cores, workers_for_cores
 
@@ -26,7 +27,7 @@ def main_py(demo_dir, save_dir, *flags):
         [sys.executable, "main.py", "--data_name=demo", "--data_dir=" + demo_dir, "--save_dir=" + save_dir,
          "--gpu_idx=-1", "--pretrained=none", "--batch_size=8", "--num_instances=4", "--image_size=32",
          "--num_workers=0", "--progress=False"] + list(flags),
-        cwd=ROOT, capture_output=True, text=True, timeout=300)
+        cwd=ROOT, capture_output=True, text=True, timeout=SUBPROCESS_TIMEOUT, env=subprocess_env())
 
 
 @pytest.mark.parametrize("flags, fragment", [

@@ -1,17 +1,15 @@
 """main.py --dtype: a bfloat16 run stopped and resumed ends bit-identical to one never stopped (the
 pattern of test_main_resume, smaller); the dtype of a run cannot change on resume; a dtype the
-devices cannot run is refused before anything is written."""
+devices cannot run is refused before anything is written (on every CPU: the flags of a CPU without
+BF16 are written and passed in EE_GLUON_CPUINFO)."""
 import json
 import os
 import signal
 
 import pytest
 
+from conftest import needs_bf16, write_cpuinfo
 from test_main_resume import assert_same_run, resume_argv, run, train_argv
-from utils import precision
-
-HAS_BF16 = bool(precision.cpu_bf16_flags()) and precision.mxnet_has_onednn()
-needs_bf16 = pytest.mark.skipif(not HAS_BF16, reason="this CPU or MXNet build cannot run bfloat16")
 
 
 @pytest.fixture(scope="module")
@@ -59,4 +57,15 @@ def test_float16_on_the_cpu_is_refused_before_anything_is_written(demo_dir, tmp_
     assert proc.returncode == 2 and len(lines) == 1, "one-line refusal, exit 2: %s" % proc.stderr[-2000:]
     assert "--dtype=float16" in lines[0] and "--gpu_idx" in lines[0], lines[0]
     assert "Traceback" not in proc.stderr, "no traceback"
+    assert not os.path.exists(save_dir), "nothing is written before the inputs are checked"
+
+
+def test_bfloat16_on_a_cpu_without_bf16_is_refused_before_anything_is_written(demo_dir, tmp_path):
+    cpuinfo = write_cpuinfo(tmp_path, [])
+    save_dir = str(tmp_path / "run")
+    proc = run(train_argv(demo_dir, save_dir, "--dtype=bfloat16"), EE_GLUON_CPUINFO=cpuinfo)
+    lines = [line for line in proc.stderr.splitlines() if line.strip()]
+    assert proc.returncode == 2 and len(lines) == 1, "one-line refusal, exit 2: %s" % proc.stderr[-2000:]
+    assert "--dtype=bfloat16 needs a CPU with BF16 instructions" in lines[0] and cpuinfo in lines[0] \
+        and "--dtype=float32" in lines[0], "the refusal names the flags' file and the fix: %s" % lines[0]
     assert not os.path.exists(save_dir), "nothing is written before the inputs are checked"

@@ -13,6 +13,7 @@ import time
 
 import pytest
 
+from conftest import SUBPROCESS_TIMEOUT, subprocess_env
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -31,12 +32,11 @@ def resume_argv(save_dir, *extra):
     return [sys.executable, "main.py", "--save_dir=" + save_dir, "--resume=auto"] + list(extra)
 
 
-def run(argv, fault=None):
-    env = dict(os.environ)
-    env.pop("EE_GLUON_FAULT", None)
-    if fault:
-        env["EE_GLUON_FAULT"] = fault
-    return subprocess.run(argv, cwd=ROOT, capture_output=True, text=True, timeout=300, env=env)
+def run(argv, fault=None, **env):
+    """main.py with ``argv``, the fault ``fault`` injected (none: any inherited one removed) and the
+    variables ``env`` set."""
+    return subprocess.run(argv, cwd=ROOT, capture_output=True, text=True, timeout=SUBPROCESS_TIMEOUT,
+                          env=subprocess_env(EE_GLUON_FAULT=fault or None, **env))
 
 
 def event_scalars(save_dir):
@@ -120,15 +120,16 @@ def test_ctrl_c_to_the_process_group_with_loader_workers(demo_dir, straight, tmp
     save_dir = str(tmp_path / "run")
     argv = train_argv(demo_dir, save_dir, "--num_workers=2", "--epochs=4")
     proc = subprocess.Popen(argv, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            start_new_session=True)
+                            start_new_session=True, env=subprocess_env(EE_GLUON_FAULT=None))
     try:
-        deadline = time.time() + 120
+        # Polls for a state of the run (its first summary row), bounded only against a hung run.
+        deadline = time.monotonic() + SUBPROCESS_TIMEOUT
         csv_path = os.path.join(save_dir, "summary.csv")
-        while time.time() < deadline and not os.path.exists(csv_path) and proc.poll() is None:
+        while time.monotonic() < deadline and not os.path.exists(csv_path) and proc.poll() is None:
             time.sleep(0.05)
         assert proc.poll() is None, "the run ended before it could be interrupted"
         os.killpg(proc.pid, signal.SIGINT)
-        _, err = proc.communicate(timeout=120)
+        _, err = proc.communicate(timeout=SUBPROCESS_TIMEOUT)
     finally:
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)

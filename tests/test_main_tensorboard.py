@@ -8,6 +8,7 @@ import sys
 
 import pytest
 
+from conftest import SUBPROCESS_TIMEOUT, subprocess_env
 from data.demo import generate_demo
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -25,7 +26,8 @@ def results(tmp_path_factory):
             "--pretrained=none", "--image_size=32", "--embed_dim=16", "--batch_size=8", "--num_instances=4",
             "--num_workers=0", "--epochs=4", "--eval_epoch_term=1", "--summary_step=3", "--grid_queries=3",
             "--lr_decay_epochs=2", "--lr=0.001", "--progress=False", "--save_dir=%s" % (root / "run-a")]
-    proc = subprocess.run(argv, cwd=ROOT, capture_output=True, text=True, timeout=300)
+    proc = subprocess.run(argv, cwd=ROOT, capture_output=True, text=True, timeout=SUBPROCESS_TIMEOUT,
+                          env=subprocess_env())
     assert proc.returncode == 0, "main.py failed: %s" % proc.stderr[-3000:]
     return str(root)
 

@@ -87,6 +87,7 @@ import sys  # noqa: E402
 
 import pytest  # noqa: E402
 
+from conftest import SUBPROCESS_TIMEOUT, subprocess_env  # noqa: E402
 from data.demo import generate_demo  # noqa: E402
 from utils.optimizer import device_free_states  # noqa: E402
 
@@ -105,7 +106,7 @@ def train(demo_dir, save_dir, *extra, backbone="googlenet"):
         [sys.executable, "main.py", "--data_name=demo", "--data_dir=" + demo_dir, "--save_dir=" + save_dir,
          "--pretrained=none", "--backbone=" + backbone, "--image_size=32", "--embed_dim=16", "--batch_size=8", "--num_instances=4",
          "--num_workers=0", "--epochs=2", "--eval_epoch_term=1", "--lr=0.001", "--progress=False"] + list(extra),
-        cwd=ROOT, capture_output=True, text=True, timeout=300)
+        cwd=ROOT, capture_output=True, text=True, timeout=SUBPROCESS_TIMEOUT, env=subprocess_env())
     assert proc.returncode == 0, proc.stderr[-2000:]
     return proc
 
@@ -124,7 +125,7 @@ def test_a_cpu2_run_evaluates_what_evaluate_py_measures(demo_dir, tmp_path):
         proc = subprocess.run(
             [sys.executable, "evaluate.py", "--checkpoint", os.path.join(run, "model_last.params"), "--gpu_idx=-1",
              "--num_workers", "0", "--batch_size", "8", "--out", str(tmp_path / "m.json")], cwd=ROOT, capture_output=True, text=True,
-            timeout=300)
+            timeout=SUBPROCESS_TIMEOUT, env=subprocess_env())
         assert proc.returncode == 0, proc.stderr[-2000:]
         measured = json.load(open(str(tmp_path / "m.json")))["metrics"]
         for key in ("R@1", "R@2", "MAP@R", "NMI"):

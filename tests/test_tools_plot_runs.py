@@ -6,6 +6,8 @@ import sys
 
 from PIL import Image
 
+from conftest import SUBPROCESS_TIMEOUT, subprocess_env
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 HEADER = "epoch,step,loss,lr,R@1,R@2,MAP@R\n"
 
@@ -24,7 +26,7 @@ def fake_run(folder, initial, values):
 
 def run(*argv):
     return subprocess.run([sys.executable, "-m", "tools.plot_runs"] + list(argv), cwd=ROOT,
-                          capture_output=True, text=True, timeout=120)
+                          capture_output=True, text=True, timeout=SUBPROCESS_TIMEOUT, env=subprocess_env())
 
 
 def test_two_runs_drawn_with_their_numbers(tmp_path):

@@ -5,24 +5,17 @@ import numpy as np
 import pytest
 
 import model
+from conftest import needs_bf16, write_cpuinfo
 from loss import get_loss
 from utils import precision
 from utils.engine import forward_backward
 
 CPU = [mx.cpu(0)]
-HAS_BF16 = bool(precision.cpu_bf16_flags()) and precision.mxnet_has_onednn()
-needs_bf16 = pytest.mark.skipif(not HAS_BF16, reason="this CPU or MXNet build cannot run bfloat16")
 
 # Stated tolerance of one step's loss in bfloat16 against float32 (same batch, same weights):
 # relative 3 %. bfloat16 keeps 8 significant bits (relative rounding 2^-9 ~ 0.2 %) in the
 # convolutions; the loss itself is float32. Measured here: 0.2 % (GoogLeNet, 227 px) and see below.
 LOSS_RTOL = 0.03
-
-
-def write_cpuinfo(tmp_path, flags):
-    path = tmp_path / "cpuinfo"
-    path.write_text("processor\t: 0\nflags\t\t: fpu sse2 avx512f %s\n\nprocessor\t: 1\n" % " ".join(flags))
-    return str(path)
 
 
 # ------------------------------------------------------------------------------- which dtype where
@@ -35,6 +28,32 @@ def test_cpu_flags_are_read_from_cpuinfo(tmp_path):
     assert precision.cpu_bf16_flags(write_cpuinfo(tmp_path, ["avx512_vnni"])) == [], \
         "avx512_vnni is not a BF16 flag"
     assert precision.cpu_bf16_flags(str(tmp_path / "missing")) == [], "no cpuinfo means no BF16"
+
+
+@pytest.mark.parametrize("flags", [["avx512_bf16"], []])
+def test_ee_gluon_cpuinfo_is_read_instead_of_proc_cpuinfo(tmp_path, monkeypatch, flags):
+    # Both cases, so that the test fails on a CPU with BF16 and on one without when the variable is ignored.
+    fake = write_cpuinfo(tmp_path, flags)
+    monkeypatch.setenv("EE_GLUON_CPUINFO", fake)
+    assert precision.cpuinfo_path() == fake, "the flags are read from $EE_GLUON_CPUINFO"
+    assert precision.cpu_bf16_flags() == flags, "the default cpuinfo is $EE_GLUON_CPUINFO's file"
+    if flags:
+        assert precision.check_dtype("bfloat16", CPU, onednn=True) == "bfloat16", "its BF16 flag is honoured"
+    else:
+        with pytest.raises(ValueError) as error:
+            precision.check_dtype("bfloat16", CPU, onednn=True)
+        assert fake in str(error.value), "the refusal names the file the flags came from: %s" % error.value
+
+
+def test_ee_gluon_cpuinfo_naming_no_file_is_one_line(tmp_path, monkeypatch):
+    monkeypatch.setenv("EE_GLUON_CPUINFO", str(tmp_path / "typo"))
+    with pytest.raises(ValueError) as error:
+        precision.cpu_bf16_flags()
+    message = str(error.value)
+    assert "\n" not in message and "EE_GLUON_CPUINFO=%s" % (tmp_path / "typo") in message and "unset" in message, \
+        message
+    monkeypatch.delenv("EE_GLUON_CPUINFO")
+    assert precision.cpuinfo_path() == "/proc/cpuinfo", "unset, the CPU's own flags are read"
 
 
 def test_float32_runs_anywhere(tmp_path):

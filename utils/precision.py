@@ -29,9 +29,16 @@ evaluate.py ``--dtype``), which casts the weights once instead of at every batch
 MXNet 1.9.1 runs bfloat16 on the CPU only (oneDNN kernels, fast only with the CPU's BF16
 instructions) and float16 fast only on GPUs with tensor cores; :func:`check_dtype` refuses the other
 combinations in one sentence.
+
+The CPU's flags are read from ``/proc/cpuinfo``, or from the file the environment variable
+``EE_GLUON_CPUINFO`` names (same format: a ``flags`` line of space-separated names), read instead:
+``EE_GLUON_CPUINFO=/tmp/cpuinfo-nobf16 python -m pytest tests`` runs the test suite, and every
+process it starts, as on a CPU without BF16 instructions (the refusals, and the bfloat16 tests
+skipped) on a machine that has them.
 """
 import json
 import logging
+import os
 
 import mxnet as mx
 from mxnet.contrib import amp
@@ -42,11 +49,27 @@ logger = logging.getLogger(__name__)
 DTYPES = ("float32", "float16", "bfloat16")
 CPU_BF16_FLAGS = ("avx512_bf16", "amx_bf16")  # /proc/cpuinfo names of the BF16 instructions
 CPUINFO = "/proc/cpuinfo"
+CPUINFO_ENV = "EE_GLUON_CPUINFO"  # names a file read instead of CPUINFO (tests: another CPU's flags)
 LOSS_SCALER_FIELDS = ("_loss_scale", "_next_loss_scale", "_unskipped")
 
 
-def cpu_bf16_flags(cpuinfo=CPUINFO):
-    """The BF16 instruction flags (``avx512_bf16``, ``amx_bf16``) that ``cpuinfo`` lists."""
+def cpuinfo_path():
+    """Where the CPU's flags are read: the file ``$EE_GLUON_CPUINFO`` names when it is set, else
+    ``/proc/cpuinfo``. A set variable that names no file is a one-line ``ValueError``: a typo there
+    would otherwise pass for a CPU without BF16."""
+    override = os.environ.get(CPUINFO_ENV)
+    if not override:
+        return CPUINFO
+    if not os.path.isfile(override):
+        raise ValueError("%s=%s names no file; point it to a file in /proc/cpuinfo's format (a 'flags' "
+                         "line) or unset it" % (CPUINFO_ENV, override))
+    return override
+
+
+def cpu_bf16_flags(cpuinfo=None):
+    """The BF16 instruction flags (``avx512_bf16``, ``amx_bf16``) that ``cpuinfo`` lists (default:
+    :func:`cpuinfo_path`); none when the file cannot be read."""
+    cpuinfo = cpuinfo_path() if cpuinfo is None else cpuinfo
     try:
         with open(cpuinfo) as handle:
             words = set(handle.read().split())
@@ -61,7 +84,7 @@ def mxnet_has_onednn():
     return any(name in features and features.is_enabled(name) for name in ("MKLDNN", "ONEDNN"))
 
 
-def check_dtype(dtype, contexts, cpuinfo=CPUINFO, onednn=None):
+def check_dtype(dtype, contexts, cpuinfo=None, onednn=None):
     """Refuse, in one sentence naming the flag that works, a ``--dtype`` these devices cannot run.
 
     Parameters
@@ -70,8 +93,9 @@ def check_dtype(dtype, contexts, cpuinfo=CPUINFO, onednn=None):
         One of :data:`DTYPES`.
     contexts : list of mx.Context
         The training devices.
-    cpuinfo : str
-        Where the CPU's flags are read (a file in the format of ``/proc/cpuinfo``).
+    cpuinfo : str, optional
+        Where the CPU's flags are read (a file in the format of ``/proc/cpuinfo``); default:
+        :func:`cpuinfo_path`.
     onednn : bool, optional
         Whether MXNet has oneDNN; default: asked of ``mx.runtime.Features()``.
     """
@@ -79,6 +103,7 @@ def check_dtype(dtype, contexts, cpuinfo=CPUINFO, onednn=None):
         raise ValueError("--dtype=%s is not one of %s" % (dtype, ", ".join(DTYPES)))
     if dtype == "float32":
         return dtype
+    cpuinfo = cpuinfo_path() if cpuinfo is None else cpuinfo
     on_gpu = any(context.device_type == "gpu" for context in contexts)
     if dtype == "float16" and not on_gpu:
         hint = "--dtype=bfloat16" if cpu_bf16_flags(cpuinfo) else "--dtype=float32"
