@@ -1,6 +1,6 @@
 """A dataset's entry in the registry (``data.registry``): where it lives, how to prepare it, how to
 read its splits, and how to describe it. Each dataset module (``data.cars196``, ``data.cub200``,
-``data.sop``, ``data.demo``, ``data.folder``) defines its ``SPEC``."""
+``data.sop``, ``data.folder``; the demo's in ``data.demo_spec``) defines its ``SPEC``."""
 from dataclasses import dataclass, field
 
 PREPARE_COMMAND = "python3 -m data.prepare {name} --data_dir {{data_dir}}"
