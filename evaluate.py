@@ -113,13 +113,6 @@ def validate_args(args):
                              "--labels L.npy")
         if args.embeddings is None:
             raise ValueError("--labels goes with --embeddings: pass the embeddings .npy too")
-        if args.labels is None:
-            # embed.py (and --save_embeddings) write the labels beside the embeddings when known.
-            args.labels = sidecar(args.embeddings, "labels") if args.embeddings.endswith(".npy") else ""
-            if not os.path.isfile(args.labels):
-                raise ValueError("--embeddings %s has no labels beside it (%s); pass --labels L.npy, or "
-                                 "embed a split file or class folders with embed.py, which writes them"
-                                 % (args.embeddings, args.labels))
         if args.save_embeddings is not None:
             raise ValueError("--save_embeddings stores the embeddings of a --checkpoint; stored "
                              "embeddings are already in %s" % args.embeddings)
@@ -128,6 +121,15 @@ def validate_args(args):
                 raise ValueError("--%s applies to --checkpoint only, not to stored embeddings" % name)
         if args.dtype != "float32":
             raise ValueError("--dtype applies to --checkpoint only, not to stored embeddings")
+        if not os.path.isfile(args.embeddings):  # before its labels are looked for beside it
+            raise ValueError("--embeddings %s does not exist" % args.embeddings)
+        if args.labels is None:
+            # embed.py (and --save_embeddings) write the labels beside the embeddings when known.
+            args.labels = sidecar(args.embeddings, "labels") if args.embeddings.endswith(".npy") else ""
+            if not os.path.isfile(args.labels):
+                raise ValueError("--embeddings %s has no labels beside it (%s); pass --labels L.npy, or "
+                                 "embed a split file or class folders with embed.py, which writes them"
+                                 % (args.embeddings, args.labels))
     if args.save_embeddings is not None and not args.save_embeddings.endswith(".npy"):
         raise ValueError("--save_embeddings must name a .npy file, got %s" % args.save_embeddings)
     check_minimums(args, {"batch_size": 1, "num_workers": 0})

@@ -211,6 +211,11 @@ def _shape_mismatch(setup, tmp_path):
     return ["--embeddings", str(tmp_path / "e.npy"), "--labels", str(tmp_path / "l.npy")]
 
 
+def _embeddings_without_labels(setup, tmp_path):
+    np.save(str(tmp_path / "e.npy"), np.ones((6, 4), np.float32))
+    return ["--embeddings", str(tmp_path / "e.npy")]
+
+
 @pytest.mark.parametrize(
     "make_argv, message",
     [
@@ -219,7 +224,9 @@ def _shape_mismatch(setup, tmp_path):
         (_mismatched_params, "shape incompatible"),
         (_bad_params, "is not a parameter file saved by main.py"),
         (_shape_mismatch, "has 6 rows but --labels"),
-        (lambda s, t: ["--embeddings", str(t / "e.npy")], "has no labels beside it"),
+        (_embeddings_without_labels, "has no labels beside it"),
+        (lambda s, t: ["--embeddings", str(t / "missing.npy")], "missing.npy does not exist"),
+        (lambda s, t: ["--embeddings", str(t / "missing.npy"), "--labels", str(t / "l.npy")], "missing.npy does not exist"),
         (lambda s, t: ["--labels", str(t / "l.npy")], "--labels goes with --embeddings"),
         (lambda s, t: ["--checkpoint", s["params"], "--embeddings", "e.npy", "--labels", "l.npy"], "not both"),
         (lambda s, t: [], "nothing to evaluate"),
@@ -230,7 +237,8 @@ def _shape_mismatch(setup, tmp_path):
         (lambda s, t: ["--checkpoint", s["params"], "--data_name", "cub200", "--data_dir", str(t / "x")],
          "python3 -m data.prepare cub200"),
     ],
-    ids=["missing", "no_args_json", "mismatched", "garbage", "shapes", "labels_missing", "embeddings_missing", "both",
+    ids=["missing", "no_args_json", "mismatched", "garbage", "shapes", "labels_missing", "no_embeddings_file",
+         "no_embeddings_file_with_labels", "embeddings_missing", "both",
          "nothing", "dtype_stored", "dataset", "metric", "no_data"],
 )
 def test_bad_input_is_one_line(setup, tmp_path, capsys, make_argv, message):
