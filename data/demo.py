@@ -303,12 +303,13 @@ def generate_demo(out_dir, classes=48, per_class=40, size=72, seed=0, force=Fals
 def main(argv=None):
     """Command line entry; returns the exit code (2 on a bad setting)."""
     from utils.errors import OneLineParser  # the commands' one-line flag errors
+    from utils.options import path_flag
 
     parser = OneLineParser(
         prog="python3 -m data.demo",
         description="Generate the synthetic demo dataset (text glyphs under random nuisances).",
     )
-    parser.add_argument("--out", default=SPEC.default_data_dir, help="output directory")
+    parser.add_argument("--out", default=SPEC.default_data_dir, type=path_flag, help="output directory")
     parser.add_argument("--classes", type=int, default=48, help="number of classes (even)")
     parser.add_argument("--per_class", type=int, default=40, help="images per class")
     parser.add_argument("--size", type=int, default=72, help="image side in pixels")

@@ -94,3 +94,10 @@ def test_python_m_data_demo_runs_a_module_the_package_did_not_import(tmp_path):
         assert "RuntimeWarning" not in proc.stderr, "runpy warned: %s" % proc.stderr[-2000:]
     assert os.path.isfile(str(tmp_path / "d" / "train.txt")), "the typed command generated the demo"
 
+
+def test_an_empty_out_is_one_line(capsys):
+    with pytest.raises(SystemExit) as exit_:
+        main(["--out", ""])
+    err = capsys.readouterr().err.strip()
+    assert exit_.value.code == 2 and "\n" not in err, "one line, exit 2: {!r}".format(err)
+    assert "argument --out: an empty path names no file or folder" in err, err

@@ -251,6 +251,15 @@ def test_bad_input_is_one_line(setup, tmp_path, capsys, make_argv, message):
     assert message in line, "expected %r in %r" % (message, line)
 
 
+@pytest.mark.parametrize("flag", ["--checkpoint", "--embeddings", "--labels", "--data_dir", "--out",
+                                  "--save_embeddings"])
+def test_an_empty_path_flag_is_one_line(capsys, flag):
+    with pytest.raises(SystemExit) as exit_:
+        evaluate.main([flag, ""])
+    line = _one_error_line(capsys.readouterr().err)
+    assert exit_.value.code == 2 and "argument %s: an empty path names no file or folder" % flag in line, line
+
+
 def test_script_error_has_no_traceback(tmp_path):
     proc = subprocess.run([sys.executable, "evaluate.py", "--checkpoint", str(tmp_path / "nope.params")],
                           cwd=ROOT, capture_output=True, text=True, timeout=120)

@@ -26,7 +26,7 @@ def main_py(demo_dir, save_dir, *flags):
         [sys.executable, "main.py", "--data_name=demo", "--data_dir=" + demo_dir, "--save_dir=" + save_dir,
          "--gpu_idx=-1", "--pretrained=none", "--batch_size=8", "--num_instances=4", "--image_size=32",
          "--num_workers=0", "--progress=False"] + list(flags),
-        cwd=ROOT, capture_output=True, text=True, timeout=300)
+        cwd=ROOT, capture_output=True, text=True, timeout=600, env=dict(os.environ, OMP_NUM_THREADS="1"))
 
 
 @pytest.mark.parametrize("flags, fragment", [
@@ -39,6 +39,10 @@ def main_py(demo_dir, save_dir, *flags):
     (["--lr_decay_factor=0"], "--lr_decay_factor must be in (0, 1]"),
     (["--backbone=googlenet", "--image_size=8"], "--image_size 8 is too small for googlenet"),
     (["--prefetch=0"], "--prefetch must be 1 or more"),
+    (["--save_dir="], "argument --save_dir: an empty path names no file or folder"),
+    (["--data_dir="], "argument --data_dir: an empty path"),
+    (["--pretrained="], "argument --pretrained: an empty path"),
+    (["--resume="], "argument --resume: an empty path"),
 ])
 def test_a_bad_flag_is_one_line(demo_dir, tmp_path, flags, fragment):
     save_dir = str(tmp_path / "run")

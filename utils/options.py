@@ -22,6 +22,15 @@ def str2bool(value):
     raise argparse.ArgumentTypeError("expected True or False, got %r" % value)
 
 
+def path_flag(value):
+    """The value of a flag that names a file or folder, refused when empty: ``--save_dir=`` (an
+    unset shell variable, say) names nothing, and would fail only at the first write."""
+    if not str(value).strip():
+        raise argparse.ArgumentTypeError("an empty path names no file or folder (an unset shell "
+                                         "variable?); give a path")
+    return value
+
+
 def int_list(value):
     """'400,800' → [400, 800]."""
     try:
@@ -97,7 +106,7 @@ def _add_data_flags(data):
     data.add_argument("--data_name", default="car196",
                       help="dataset: cars196 (alias car196, the original's default), cub200, sop, "
                            "demo, or folder (your own DIR/train/<class>/*.jpg and DIR/test/<class>/*.jpg)")
-    data.add_argument("--data_dir", default=None,
+    data.add_argument("--data_dir", default=None, type=path_flag,
                       help="dataset directory (default: ./data/CARS_196, ./data/CUB_200_2011, "
                            "./data/Stanford_Online_Products, ./data/demo; required for folder)")
     data.add_argument("--image_size", default=227, type=int, help="width and height of the input images")
@@ -117,7 +126,7 @@ def _add_model_flags(model):
     """The model flags."""
     model.add_argument("--backbone", default="googlenet", help="backbone network")
     model.add_argument("--embed_dim", default=512, type=int, help="dimension of the embeddings")
-    model.add_argument("--pretrained", default="imagenet",
+    model.add_argument("--pretrained", default="imagenet", type=path_flag,
                        help="backbone weights: imagenet (GluonCV model store), a .params path, or none")
     model.add_argument("--dtype", default="float32", choices=["float32", "float16", "bfloat16"],
                        help="precision of the network's convolutions and dense layers (MXNet AMP): "
@@ -190,7 +199,7 @@ def _add_evaluation_flags(evaluation):
     evaluation.add_argument("--summary_step", default=10, type=int,
                             help="log loss and lr every N iterations (global steps N, 2N, ... "
                                  "counted across epochs)")
-    evaluation.add_argument("--save_dir", default="./log/will/be/saved/here",
+    evaluation.add_argument("--save_dir", default="./log/will/be/saved/here", type=path_flag,
                             help="directory for logs, parameters and results")
     evaluation.add_argument("--grid_queries", default=8, type=int,
                             help="fixed test queries shown with their 8 nearest neighbours in "
@@ -211,7 +220,7 @@ def _add_evaluation_flags(evaluation):
 
 def _add_run_flags(run):
     """The checkpoints and faults flags."""
-    run.add_argument("--resume", default=None,
+    run.add_argument("--resume", default=None, type=path_flag,
                      help="continue a run with the flags of its args.json: auto (the newest intact "
                           "checkpoint in --save_dir), a checkpoint file, or a run folder; only flags "
                           "of duration and observation may be given with it")
