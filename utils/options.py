@@ -120,6 +120,10 @@ def _add_data_flags(data):
     data.add_argument("--skip_bad_images", default=False, type=str2bool,
                       help="decode every image first and leave out (and list) those that cannot be "
                            "decoded, instead of stopping at the first")
+    data.add_argument("--seen_classes", default=False, type=str2bool,
+                      help="allow test classes that are also training classes (the seen-class "
+                           "protocol: named in the log and in results.json); False refuses them, the "
+                           "zero-shot protocol (a folder dataset's classes are its folder names)")
 
 
 def _add_model_flags(model):
