@@ -13,13 +13,14 @@ from .errors import OneLineParser
 
 
 def str2bool(value):
-    """'true'/'false'/'1'/'0' (any case) → bool; anything else is an error, not False."""
+    """'true'/'false'/'1'/'0' (any case) → bool; anything else is an error, not False. The
+    original passes True/False; scripts pass 1/0 (README, Flags, says the same)."""
     text = str(value).strip().lower()
     if text in ("true", "1"):
         return True
     if text in ("false", "0"):
         return False
-    raise argparse.ArgumentTypeError("expected True or False, got %r" % value)
+    raise argparse.ArgumentTypeError("expected True or False (or 1 or 0, in any letter case), got %r" % value)
 
 
 def path_flag(value):
