@@ -29,12 +29,10 @@ DEMO_TRAIN = OMP_NUM_THREADS=$(NUM_THREADS) $(PY) main.py --data_name=demo --dat
 		--epochs=180 --eval_epoch_term=15 --summary_step=5 --seed=0 \
 		--keep_checkpoints=1 $(DEMO_FLAGS)
 
-# (-W: data/__init__.py imports data.demo for its registry entry, and runpy warns that running a
-# module already imported "may result in unpredictable behaviour"; here it does not.)
 # The demo run is disposable: each `make demo` starts it afresh (a real run would be set aside by
 # --overwrite=True instead, never deleted). One checkpoint is kept, so the folder stays small.
 demo: venv
-	$(PY) -W ignore::RuntimeWarning:runpy -m data.demo --out $(DEMO_DIR)
+	$(PY) -m data.demo --out $(DEMO_DIR)
 	rm -rf $(DEMO_SAVE)
 	$(DEMO_TRAIN) --n_inner_pts=2 --save_dir=$(DEMO_SAVE)
 	@echo "TensorBoard: $(VENV)/bin/tensorboard --logdir=results --samples_per_plugin=images=1000"
@@ -42,7 +40,7 @@ demo: venv
 # The original README's picture in miniature: the demo with EE (n = 2) and without (n = 0), same
 # budget, and both R@1 curves in one figure.
 compare: venv
-	$(PY) -W ignore::RuntimeWarning:runpy -m data.demo --out $(DEMO_DIR)
+	$(PY) -m data.demo --out $(DEMO_DIR)
 	for n in 2 0; do rm -rf results/inner-$$n && $(DEMO_TRAIN) --n_inner_pts=$$n --save_dir=results/inner-$$n || exit 1; done
 	$(PY) -m tools.plot_runs results/inner-2 results/inner-0 --metric R@1 -o results/compare.png \
 		--title "demo: HPHN-triplet with EE (n = 2) and without (n = 0)"
@@ -60,7 +58,7 @@ dtype = $(word 1,$(subst -s, ,$(1)))
 seed = $(word 2,$(subst -s, ,$(1)))
 
 $(DEMO_DIR)/train.txt: | venv
-	$(PY) -W ignore::RuntimeWarning:runpy -m data.demo --out $(DEMO_DIR)
+	$(PY) -m data.demo --out $(DEMO_DIR)
 
 results/dtypes/%/results.json: NUM_THREADS = 1
 .SECONDARY: results/dtypes/scratch-float32-s$(FINETUNE_FROM)/results.json

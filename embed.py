@@ -38,7 +38,8 @@ from inference.trained_network import check_dtype_applies, load_network  # noqa:
 from utils.devices import resolve_contexts  # noqa: E402
 from utils.errors import OneLineParser, run_command  # noqa: E402
 from utils.metrics import l2_normalize  # noqa: E402
-from utils.options import add_inference_dtype_flag, check_minimums, check_positive_sizes, str2bool  # noqa: E402
+from utils.options import (add_inference_dtype_flag, check_minimums, check_positive_sizes,  # noqa: E402
+                           path_flag, str2bool)
 
 logger = logging.getLogger("ee_gluon.embed")
 
@@ -50,7 +51,7 @@ def build_parser():
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     net = parser.add_argument_group("network")
-    net.add_argument("--checkpoint", required=True,
+    net.add_argument("--checkpoint", required=True, type=path_flag,
                      help="trained parameters (model_last.params, model_best.params, "
                           "checkpoint-*.params), an exported PREFIX-symbol.json, or its PREFIX.onnx (ONNX Runtime)")
     net.add_argument("--backbone", default=None,
@@ -64,11 +65,11 @@ def build_parser():
     add_inference_dtype_flag(net)
 
     inputs = parser.add_argument_group("images")
-    inputs.add_argument("--images", default=None,
+    inputs.add_argument("--images", default=None, type=path_flag,
                         help="embed mode: a directory (searched recursively for .jpg .jpeg .png "
                              ".bmp), a text file with one image path per line (relative paths are "
                              "relative to the file), or a split file (image_id class_id view_id path)")
-    inputs.add_argument("--out", default=None,
+    inputs.add_argument("--out", default=None, type=path_flag,
                         help="embeddings file (.npy, rows in the order of the sidecar "
                              "OUT.paths.txt); required with --images, optional with --query "
                              "(then it receives the gallery's embeddings)")
@@ -83,16 +84,16 @@ def build_parser():
     inputs.add_argument("--progress", default=True, type=str2bool, help="show a progress bar")
 
     search = parser.add_argument_group("search")
-    search.add_argument("--query", default=None, nargs="+",
+    search.add_argument("--query", default=None, nargs="+", type=path_flag,
                         help="search mode: query image(s); each gives one row of the picture")
-    search.add_argument("--gallery", default=None,
+    search.add_argument("--gallery", default=None, type=path_flag,
                         help="images searched, given as for --images")
-    search.add_argument("--gallery_embeddings", default=None,
+    search.add_argument("--gallery_embeddings", default=None, type=path_flag,
                         help="cache of the gallery's embeddings (.npy + .paths.txt): reused when it "
                              "lists the same images as --gallery (or when --gallery is not given), "
                              "written otherwise")
     search.add_argument("--topk", default=10, type=int, help="results shown per query")
-    search.add_argument("--picture", default=None,
+    search.add_argument("--picture", default=None, type=path_flag,
                         help="picture of the queries and their results (default: query_results.jpg "
                              "beside --out, or in the current directory)")
     search.add_argument("--thumb", default=128, type=int, help="thumbnail side in the picture, in pixels")

@@ -38,7 +38,7 @@ from utils.engine import warn_non_finite  # noqa: E402
 from utils.metrics import FAISS_MISSING, evaluate_embeddings  # noqa: E402
 from utils.options import (DEFAULT_RECALLK, EVAL_METRICS, add_inference_dtype_flag,  # noqa: E402
                            any_metric_list, check_minimums, check_positive_sizes, check_recallk,
-                           int_list, str2bool)
+                           int_list, path_flag, str2bool)
 
 logger = logging.getLogger("ee_gluon.evaluate")
 
@@ -51,12 +51,12 @@ def build_parser():
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     source = parser.add_argument_group("what to evaluate")
-    source.add_argument("--checkpoint", default=None,
+    source.add_argument("--checkpoint", default=None, type=path_flag,
                         help="parameters saved by main.py (model_last.params, model_best.params, "
                              "checkpoint-*.params), an exported PREFIX-symbol.json, or its PREFIX.onnx (ONNX Runtime)")
-    source.add_argument("--embeddings", default=None,
+    source.add_argument("--embeddings", default=None, type=path_flag,
                         help="instead of a network: an (N, D) .npy of embeddings, with --labels")
-    source.add_argument("--labels", default=None,
+    source.add_argument("--labels", default=None, type=path_flag,
                         help="the (N,) .npy of labels of --embeddings (default: the E.labels.npy that "
                              "embed.py and --save_embeddings write beside E.npy)")
 
@@ -72,7 +72,7 @@ def build_parser():
     dataset.add_argument("--data_name", default=None,
                          help="dataset whose test split is evaluated (%s; default: the one in "
                               "args.json)" % ", ".join(sorted(data.DATASETS)))
-    dataset.add_argument("--data_dir", default=None,
+    dataset.add_argument("--data_dir", default=None, type=path_flag,
                          help="dataset directory (default: the one in args.json when --data_name "
                               "is that run's, else the dataset's default)")
     dataset.add_argument("--batch_size", default=64, type=int, help="images per forward pass")
@@ -93,10 +93,10 @@ def build_parser():
                             help="k-means of nmi and f1: auto and sklearn use scikit-learn, faiss needs faiss-cpu")
 
     output = parser.add_argument_group("output")
-    output.add_argument("--out", default=None,
+    output.add_argument("--out", default=None, type=path_flag,
                         help="metrics JSON (default: <checkpoint or embeddings stem>_metrics.json "
                              "beside it)")
-    output.add_argument("--save_embeddings", default=None,
+    output.add_argument("--save_embeddings", default=None, type=path_flag,
                         help="also store the L2-normalised test embeddings in this .npy, with the "
                              "labels in <stem>.labels.npy and the image paths in <stem>.paths.txt "
                              "(reusable by --embeddings and by embed.py --gallery_embeddings)")
@@ -115,13 +115,6 @@ def validate_args(args):
                              "--labels L.npy")
         if args.embeddings is None:
             raise ValueError("--labels goes with --embeddings: pass the embeddings .npy too")
-        if args.labels is None:
-            # embed.py (and --save_embeddings) write the labels beside the embeddings when known.
-            args.labels = sidecar(args.embeddings, "labels") if args.embeddings.endswith(".npy") else ""
-            if not os.path.isfile(args.labels):
-                raise ValueError("--embeddings %s has no labels beside it (%s); pass --labels L.npy, or "
-                                 "embed a split file or class folders with embed.py, which writes them"
-                                 % (args.embeddings, args.labels))
         if args.save_embeddings is not None:
             raise ValueError("--save_embeddings stores the embeddings of a --checkpoint; stored "
                              "embeddings are already in %s" % args.embeddings)
@@ -130,6 +123,15 @@ def validate_args(args):
                 raise ValueError("--%s applies to --checkpoint only, not to stored embeddings" % name)
         if args.dtype != "float32":
             raise ValueError("--dtype applies to --checkpoint only, not to stored embeddings")
+        if not os.path.isfile(args.embeddings):  # before its labels are looked for beside it
+            raise ValueError("--embeddings %s does not exist" % args.embeddings)
+        if args.labels is None:
+            # embed.py (and --save_embeddings) write the labels beside the embeddings when known.
+            args.labels = sidecar(args.embeddings, "labels") if args.embeddings.endswith(".npy") else ""
+            if not os.path.isfile(args.labels):
+                raise ValueError("--embeddings %s has no labels beside it (%s); pass --labels L.npy, or "
+                                 "embed a split file or class folders with embed.py, which writes them"
+                                 % (args.embeddings, args.labels))
     check_dtype_applies(args.checkpoint, args.dtype)
     if args.save_embeddings is not None and not args.save_embeddings.endswith(".npy"):
         raise ValueError("--save_embeddings must name a .npy file, got %s" % args.save_embeddings)

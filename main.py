@@ -76,7 +76,8 @@ def build(args, wanted):
     model.check_image_size(args.backbone, args.image_size)
     train_loader, test_loader, info = data.build_loaders(
         args.data_name, args.data_dir, args.image_size, args.batch_size, args.num_instances,
-        args.num_workers, seed=args.seed, skip_bad_images=args.skip_bad_images, prefetch=args.prefetch)
+        args.num_workers, seed=args.seed, skip_bad_images=args.skip_bad_images, prefetch=args.prefetch,
+        seen_classes=args.seen_classes or bool(args.resume))  # resumed: the protocol its start chose
     if args.recallk is None:
         args.recallk = list(getattr(info["dataset"], "default_recallk", None) or DEFAULT_RECALLK)
     data.eval_k_cap(args.recallk, info["num_test_images"])
@@ -94,6 +95,8 @@ def build(args, wanted):
     loss_fn.hybridize(static_alloc=True)
     trainer = build_trainer(net, args, kvstore)
     state = fresh_state(args, len(train_loader))
+    if info["seen_test_classes"]:  # the seen-class protocol, on record beside its metrics
+        state["results"]["seen_test_classes"] = info["seen_test_classes"]
     if args.resume:
         state = resumed_state(args, checkpoint.resume(args.save_dir, wanted, net, trainer, ctx))
     attach_loss_scaler(trainer, args.dtype, state.get("loss_scaler"))

@@ -14,6 +14,9 @@ Command line::
 
 Generation is deterministic for given settings; a stamp file records them, and a complete
 dataset with the same settings is not generated again (``--force`` does).
+
+Its registry entry is ``data.demo_spec.SPEC`` (the package does not import this module, which
+``-m`` runs).
 """
 
 import json
@@ -26,8 +29,8 @@ import time
 import cv2
 import numpy as np
 
+from .demo_spec import SPEC
 from .meta import write_split
-from .spec import DatasetSpec
 
 logger = logging.getLogger(__name__)
 
@@ -297,23 +300,16 @@ def generate_demo(out_dir, classes=48, per_class=40, size=72, seed=0, force=Fals
     return out_dir
 
 
-SPEC = DatasetSpec(
-    name="demo",
-    default_data_dir="./data/demo",
-    prepare_command="python3 -m data.demo --out {data_dir}",
-    description="synthetic glyphs, generated offline (python3 -m data.demo)",
-)
-
-
 def main(argv=None):
     """Command line entry; returns the exit code (2 on a bad setting)."""
     from utils.errors import OneLineParser  # the commands' one-line flag errors
+    from utils.options import path_flag
 
     parser = OneLineParser(
         prog="python3 -m data.demo",
         description="Generate the synthetic demo dataset (text glyphs under random nuisances).",
     )
-    parser.add_argument("--out", default=SPEC.default_data_dir, help="output directory")
+    parser.add_argument("--out", default=SPEC.default_data_dir, type=path_flag, help="output directory")
     parser.add_argument("--classes", type=int, default=48, help="number of classes (even)")
     parser.add_argument("--per_class", type=int, default=40, help="images per class")
     parser.add_argument("--size", type=int, default=72, help="image side in pixels")

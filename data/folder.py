@@ -3,7 +3,7 @@
 Layout::
 
     DIR/train/<class>/*.jpg      training classes
-    DIR/test/<class>/*.jpg       test classes (usually other classes than train's)
+    DIR/test/<class>/*.jpg       test classes (other classes than train's, unless --seen_classes=True)
 
 ``.jpg``, ``.jpeg`` and ``.png`` files are taken, in any letter case; other files and hidden
 entries (names starting with '.') are ignored. Within a split, classes are sorted by folder
@@ -101,5 +101,6 @@ SPEC = DatasetSpec(
     prepare_command=None,
     layout_hint=LAYOUT_HINT,
     read_split=read_folder_split,
+    class_names=folder_class_names,
     description="your own images: DIR/train/<class>/*.jpg and DIR/test/<class>/*.jpg",
 )

@@ -12,6 +12,7 @@ from .image_check import unreadable_images
 from .meta import read_split
 from .registry import resolve_dataset
 from .sampler import ClassBalancedBatchSampler
+from .seen_classes import check_unseen_test_classes
 from .spec import DatasetSpec
 from .transforms import TestTransform, TrainTransform, decode_image
 
@@ -198,17 +199,20 @@ def drop_unreadable(paths, labels, which):
     return [paths[i] for i in keep], np.asarray(labels)[keep], bad
 
 
-def _readable_splits(spec, data_dir, skip_bad_images):
-    """``((train paths, labels), (test paths, labels), skipped)``: every image checked to open
-    (or, with ``skip_bad_images``, decoded, and those that cannot be left out and listed)."""
+def _readable_splits(spec, data_dir, skip_bad_images, seen_classes):
+    """``((train paths, labels), (test paths, labels), skipped, seen test classes)``: the test
+    classes checked to be unseen (``data.seen_classes``) unless ``seen_classes``, then every image
+    checked to open (or, with ``skip_bad_images``, decoded, and those that cannot be left out and
+    listed)."""
     train_paths, train_labels = load_split(spec, data_dir, "train")
     test_paths, test_labels = load_split(spec, data_dir, "test")
+    seen = check_unseen_test_classes(spec, data_dir, train_labels, test_labels, seen_classes)
     if not skip_bad_images:
         _check_headers(list(train_paths) + list(test_paths))
-        return (train_paths, train_labels), (test_paths, test_labels), []
+        return (train_paths, train_labels), (test_paths, test_labels), [], seen
     train_paths, train_labels, bad_train = drop_unreadable(train_paths, train_labels, "train")
     test_paths, test_labels, bad_test = drop_unreadable(test_paths, test_labels, "test")
-    return (train_paths, train_labels), (test_paths, test_labels), bad_train + bad_test
+    return (train_paths, train_labels), (test_paths, test_labels), bad_train + bad_test, seen
 
 
 def _log_loaders(info, batches, batch_size, num_instances):
@@ -230,7 +234,7 @@ def _log_loaders(info, batches, batch_size, num_instances):
 
 def build_loaders(
     data_name, data_dir, image_size, batch_size, num_instances, num_workers, seed=0, test_batch_size=None,
-    skip_bad_images=False, prefetch=None,
+    skip_bad_images=False, prefetch=None, seen_classes=False,
 ):
     """Build the class-balanced train loader and the sequential test loader.
 
@@ -257,6 +261,9 @@ def build_loaders(
         Test batch size; defaults to ``batch_size``.
     prefetch : int, optional
         Batches each loader prepares ahead in shared memory (MXNet's default: 2 x num_workers).
+    seen_classes : bool, default False
+        Accept test classes that are also training classes (the seen-class protocol); by default
+        they are refused (``data.seen_classes``).
 
     Returns
     -------
@@ -268,18 +275,20 @@ def build_loaders(
         ``num_train_images``, ``num_test_images``, ``num_train_classes``, ``num_test_classes``,
         ``test_labels`` (int32 numpy array, loader order), ``test_paths`` (absolute, loader
         order), ``train_labels``, ``train_sampler`` (call ``set_epoch(epoch)`` before each
-        epoch), ``data_dir``, ``dataset`` (the spec).
+        epoch), ``data_dir``, ``dataset`` (the spec), ``skipped_images``, ``seen_test_classes``
+        (the test classes that are also training classes: empty unless ``seen_classes``).
 
     A one-line ValueError (naming what to run) for an unknown dataset, a missing or empty data
-    directory, a bad split file, missing images, or sampler settings that do not fit the data.
+    directory, a bad split file, missing images, test classes that are training classes, or
+    sampler settings that do not fit the data.
     """
     spec, data_dir = _dataset_dir(data_name, data_dir)
     _check_count("num_workers", num_workers, 0)
     test_batch_size = batch_size if test_batch_size is None else test_batch_size
     _check_count("test_batch_size", test_batch_size, 1)
 
-    (train_paths, train_labels), (test_paths, test_labels), skipped = _readable_splits(
-        spec, data_dir, skip_bad_images)
+    (train_paths, train_labels), (test_paths, test_labels), skipped, seen = _readable_splits(
+        spec, data_dir, skip_bad_images, seen_classes)
 
     train_sampler = ClassBalancedBatchSampler(train_labels, batch_size, num_instances, seed=seed)
     train_set = ImageListDataset(train_paths, train_labels, TrainTransform(image_size), seed=seed)
@@ -288,6 +297,6 @@ def build_loaders(
     test_loader = _test_loader(test_paths, test_labels, image_size, test_batch_size, num_workers, seed, prefetch)
     info = dict(_test_info(spec, data_dir, test_paths, test_labels), num_train_images=len(train_paths),
                 num_train_classes=int(len(np.unique(train_labels))), train_labels=train_labels,
-                train_sampler=train_sampler, skipped_images=skipped)
+                train_sampler=train_sampler, skipped_images=skipped, seen_test_classes=seen)
     _log_loaders(info, len(train_sampler), batch_size, num_instances)
     return train_loader, test_loader, info

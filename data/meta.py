@@ -7,10 +7,11 @@ Format (the one the original Embedding Expansion release ships in ``meta/CARS196
     2 1 0 car_ims/000002.jpg
     ...
 
-The first line is the header ``SPLIT_HEADER``; every other line holds four
-whitespace-separated fields: an integer image id, an integer class id (the label), an
-integer view id (we always write 0 and ignore it when reading) and the image path
-relative to the data directory. Paths therefore cannot contain whitespace.
+The first line is the header ``SPLIT_HEADER``; every other line holds four fields: an integer
+image id, an integer class id (the label), an integer view id (we always write 0 and ignore it
+when reading), each followed by whitespace, and the image path relative to the data directory:
+the rest of the line, so a path may contain spaces (``1 5 0 my cars/a b.jpg``). A path cannot
+begin or end with whitespace or hold a line break (the line's ends are stripped).
 """
 
 import logging
@@ -37,7 +38,8 @@ def write_split(path, rows):
         Destination file, e.g. ``data/CARS_196/train.txt``. Its directory must exist.
     rows : iterable of (int, int, str)
         ``(image_id, class_id, relpath)`` per image; ``relpath`` is relative to the data
-        directory and must not contain whitespace. The view id is always written as 0.
+        directory; it may contain spaces, but not begin or end with whitespace or hold a line
+        break (the format could not give it back). The view id is always written as 0.
 
     Returns
     -------
@@ -47,10 +49,10 @@ def write_split(path, rows):
     lines = [SPLIT_HEADER]
     for image_id, class_id, relpath in rows:
         relpath = str(relpath).replace(os.sep, "/")
-        if not relpath or any(ch.isspace() for ch in relpath):
+        if not relpath or relpath != relpath.strip() or "\n" in relpath or "\r" in relpath:
             raise ValueError(
-                "cannot write {}: image path {!r} is empty or contains whitespace, which the "
-                "split format does not allow; rename the file".format(path, relpath)
+                "cannot write {}: image path {!r} is empty, begins or ends with whitespace or holds "
+                "a line break, which the split format cannot hold; rename the file".format(path, relpath)
             )
         lines.append("{:d} {:d} 0 {}".format(int(image_id), int(class_id), relpath))
     tmp_path = "{}.tmp{}".format(path, os.getpid())
@@ -72,12 +74,14 @@ def _check_ids(fields, split_path, line_number, hint):
             ) from None
 
 
-def table_rows(path, num_fields, columns, header=None, header_suffix="", suffix=""):
+def table_rows(path, num_fields, columns, header=None, header_suffix="", suffix="", last_takes_rest=False):
     """``(line_number, fields)`` of every non-empty line of a whitespace-separated table file.
 
     When ``header`` is given, the first line must be it. Every other line must have ``num_fields``
-    fields; ``columns`` names them in the error. Errors are one line, ``PATH:LINE: ...``, ending with
-    ``header_suffix`` / ``suffix`` (what the file is, how to re-create it).
+    fields; ``columns`` names them in the error. With ``last_takes_rest`` the last field is the
+    rest of the line (the split format's path, which may hold spaces), so a line needs at least
+    ``num_fields`` fields. Errors are one line, ``PATH:LINE: ...``, ending with ``header_suffix`` /
+    ``suffix`` (what the file is, how to re-create it).
     """
     with open(path, "r", encoding="utf-8") as handle:
         first = 1
@@ -91,6 +95,8 @@ def table_rows(path, num_fields, columns, header=None, header_suffix="", suffix=
             fields = line.split()
             if not fields:
                 continue
+            if last_takes_rest:
+                fields = line.strip().split(None, num_fields - 1)
             if len(fields) != num_fields:
                 raise ValueError("{}:{}: expected {} fields ({}), found {} in {!r}{}".format(
                     path, line_number, num_fields, columns, len(fields), line.strip()[:80], suffix))
@@ -121,7 +127,7 @@ def read_split(split_path, data_dir, fix_hint=None):
     ------
     ValueError
         One line naming the file, the line number and the problem when the file is missing,
-        has no header, has a line without exactly four fields, a non-integer id, or no images.
+        has no header, has a line of fewer than four fields, a non-integer id, or no images.
     """
     hint = fix_hint or _DEFAULT_FIX_HINT
     if not os.path.isfile(split_path):
@@ -130,7 +136,7 @@ def read_split(split_path, data_dir, fix_hint=None):
     paths, labels = [], []
     rows = table_rows(split_path, 4, "image_id class_id view_id path", header=SPLIT_HEADER,
                       header_suffix="; the file is not a split file or is truncated, " + hint,
-                      suffix="; " + hint)
+                      suffix="; " + hint, last_takes_rest=True)
     for line_number, fields in rows:
         _check_ids(fields, split_path, line_number, hint)
         labels.append(int(fields[1]))

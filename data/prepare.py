@@ -30,6 +30,7 @@ PREPARED = tuple(spec for spec in DATASETS.values() if spec.prepare is not None)
 def main(argv=None):
     """Command line entry; returns the exit code (0 ok, 2 on any data problem)."""
     from utils.errors import OneLineParser  # the commands' one-line flag errors
+    from utils.options import path_flag
 
     parser = OneLineParser(
         prog="python3 -m data.prepare",
@@ -38,7 +39,7 @@ def main(argv=None):
     subparsers = parser.add_subparsers(dest="dataset", metavar="DATASET", required=True)
     for spec in PREPARED:
         sub = subparsers.add_parser(spec.name, help=spec.description, description=spec.description)
-        sub.add_argument("--data_dir", default=spec.default_data_dir, help="dataset directory")
+        sub.add_argument("--data_dir", default=spec.default_data_dir, type=path_flag, help="dataset directory")
         sub.add_argument(
             "--no_download",
             action="store_true",

@@ -1,8 +1,9 @@
 """The datasets: one registry whose entries (``data.spec.DatasetSpec``, one module per dataset)
 know how to prepare, read and describe their data."""
-from . import cars196, cub200, demo, folder, sop
+from . import cars196, cub200, demo_spec, folder, sop
 
-DATASETS = {spec.name: spec for spec in (cars196.SPEC, cub200.SPEC, sop.SPEC, demo.SPEC, folder.SPEC)}
+# The demo's entry, not its generator: ``python3 -m data.demo`` must not run an imported module.
+DATASETS = {spec.name: spec for spec in (cars196.SPEC, cub200.SPEC, sop.SPEC, demo_spec.SPEC, folder.SPEC)}
 
 
 def _normalise_name(name):

@@ -1,6 +1,6 @@
 """A dataset's entry in the registry (``data.registry``): where it lives, how to prepare it, how to
 read its splits, and how to describe it. Each dataset module (``data.cars196``, ``data.cub200``,
-``data.sop``, ``data.demo``, ``data.folder``) defines its ``SPEC``."""
+``data.sop``, ``data.folder``; the demo's in ``data.demo_spec``) defines its ``SPEC``."""
 from dataclasses import dataclass, field
 
 PREPARE_COMMAND = "python3 -m data.prepare {name} --data_dir {{data_dir}}"
@@ -35,6 +35,11 @@ class DatasetSpec:
     read_split : callable or None
         ``read_split(data_dir, which) -> (paths, labels)`` for datasets without split files
         (``which`` is 'train' or 'test'); None reads ``train_split`` / ``test_split``.
+    class_names : callable or None
+        ``class_names(data_dir, which) -> list of str``: the class of each label of a split (label
+        ``k`` is entry ``k``), for datasets that number each split's classes themselves (the
+        folder dataset: its folder names). None: the labels are the split files' class ids, one id
+        naming one class in both splits. What ``data.seen_classes`` compares across the splits.
     prepare : callable or None
         ``prepare(data_dir, download=True) -> dict`` writes the split files (a subcommand of
         ``python3 -m data.prepare``); None when another command (or the user) makes the data.
@@ -51,6 +56,7 @@ class DatasetSpec:
     default_recallk: tuple = (1, 2, 4, 8)
     layout_hint: str = ""
     read_split: object = None
+    class_names: object = None
     prepare: object = None
     description: str = ""
 

@@ -10,8 +10,8 @@ Usage::
 Every loss returns a vector whose sum is the training objective: (B,) per-anchor values for
 ``hphn_triplet`` (the original's convention), (1,) for the batch-level losses. Building a loss from
 command-line flags is in :mod:`loss.factory`. Each loss class declares what it needs
-(:class:`loss.base.MetricLoss`: ``takes_ee``, ``pair_layout``, ``wants_unit_embeddings``); adding a
-loss is its file and one line in ``LOSSES``.
+(:class:`loss.base.MetricLoss`: ``takes_ee``, ``pair_layout``, ``wants_unit_embeddings``,
+``needs_negatives``); adding a loss is its file and one line in ``LOSSES``.
 """
 from .angular import AngularLoss
 from .base import MetricLoss

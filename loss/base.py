@@ -16,6 +16,12 @@ class MetricLoss(HybridBlock):
     - ``wants_unit_embeddings``: trained on L2-normalised embeddings (the network's head
       normalises); False for the losses of the Symm release, trained on raw embeddings.
     - ``symmetrical``: the synthetic points are Symmetrical Synthesis's (else EE's, or none).
+    - ``needs_negatives``: the loss compares an anchor with images of other classes in its batch
+      (every pair and tuple loss), so a batch must hold at least two classes:
+      ``batch_size / num_instances >= 2`` (N classes x 2 images for the symmetrical ones). A batch
+      of one class has no negative, and such a loss then learns nothing (or, HPHN in the release's
+      form, only an artefact). False for a loss that needs none in the batch (e.g. one with class
+      proxies).
 
     A symmetrical loss (``symmetrical = True``) takes N classes x 2 images, raw embeddings and no
     EE: those capabilities follow from it. The constructor arguments of the synthesis, shared by
@@ -37,6 +43,7 @@ class MetricLoss(HybridBlock):
     pair_layout = None
     wants_unit_embeddings = True
     symmetrical = False
+    needs_negatives = True
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)

@@ -7,10 +7,10 @@ How ``main.py`` uses it::
     loss_fn = loss.factory.build_loss_from_args(args)   # every flag checked first, one-line ValueError
 
 The rules come from the loss classes themselves (:class:`loss.base.MetricLoss`: ``takes_ee``,
-``pair_layout``, ``wants_unit_embeddings``) and their constructor options from each class's
-``options_from_flags``, so a new loss needs no line here. The flags and their ranges are
-``utils.options``'s. The original's ``--alpha`` (10), ``--beta`` (1.2) and ``--sigma`` (0.5) were
-parsed and never used; their defaults differ from every paper's, so they stay unused and
+``pair_layout``, ``wants_unit_embeddings``, ``needs_negatives``) and their constructor options
+from each class's ``options_from_flags``, so a new loss needs no line here. The flags and their
+ranges are ``utils.options``'s. The original's ``--alpha`` (10), ``--beta`` (1.2) and ``--sigma``
+(0.5) were parsed and never used; their defaults differ from every paper's, so they stay unused and
 ``--margin`` stays HPHN's margin.
 """
 from utils.options import validate_loss_flags
@@ -24,7 +24,7 @@ def ee_losses():
 
 
 def _check_layout(name, cls, args):
-    """The loss's capabilities against --n_inner_pts, --num_instances and --ee_l2norm."""
+    """The loss's capabilities against --n_inner_pts, --num_instances, --ee_l2norm and --batch_size."""
     n, num_instances = args.n_inner_pts, args.num_instances
     if n > 0 and not cls.takes_ee:
         raise ValueError(
@@ -47,6 +47,25 @@ def _check_layout(name, cls, args):
         raise ValueError(
             f"{name} takes unnormalised embeddings, so its EE points must not be L2-normalised; pass "
             "--ee_l2norm=False."
+        )
+    _check_batch_classes(name, cls, args.batch_size, num_instances)
+
+
+def _check_batch_classes(name, cls, batch_size, num_instances):
+    """A loss that needs negatives gets batches of at least two classes.
+
+    The loss sees the whole batch, whatever the devices: ``utils.engine`` gathers every device's
+    embeddings before the loss, so the classes of a batch are ``batch_size / num_instances`` (N
+    classes x 2 images for the symmetrical losses, whose num_instances is 2), not those of one
+    device's slice.
+    """
+    classes = batch_size // num_instances
+    if cls.needs_negatives and classes < 2:
+        raise ValueError(
+            f"--batch_size {batch_size} with --num_instances {num_instances} puts {classes} class in a "
+            f"batch, and --loss={name} needs images of another class in it (negatives), or it learns "
+            f"nothing; pass --batch_size={2 * num_instances} (2 classes) or more, or a smaller "
+            "--num_instances."
         )
 
 

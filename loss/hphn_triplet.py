@@ -64,8 +64,9 @@ class HPHNTripletLoss(MetricLoss):
       release's form every entry of that row ties, so the row maximum receives (n + 1) B times the
       gradient: for n = 0 the loss value is then exactly ``margin`` while its gradient is (1 - B)
       times the gradient of the row maximum, not 0. Over distinct points the row maximum is taken
-      once, and for n = 0 the gradient is 0, the derivative of the constant. The sampler never
-      produces such batches (it puts several classes in each), so this matters only for misuse.
+      once, and for n = 0 the gradient is 0, the derivative of the constant. Training never
+      sees such batches: the loss needs negatives (``needs_negatives``), so ``loss.factory``
+      refuses a --batch_size that holds a single class of --num_instances.
 
     The block reads no shape (sizes come from reshape codes and ``n_inner_pts``), so it hybridizes,
     also with ``static_alloc=True, static_shape=True``, and one hybridized block serves any batch

@@ -1,6 +1,8 @@
 """The synthetic demo dataset (data/demo.py)."""
 
 import os
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -9,6 +11,7 @@ from data.demo import STAMP_NAME, class_glyphs, generate_demo, main
 from data.meta import SPLIT_HEADER, read_split
 from data.transforms import decode_image
 
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TINY = dict(classes=6, per_class=5, size=32, seed=0)
 
 
@@ -78,3 +81,23 @@ def test_cli_and_bad_settings(tmp_path, capsys):
     assert (
         err.startswith("error: classes must be even") and "\n" not in err
     ), "one-line error, got {!r}".format(err)
+
+
+def test_python_m_data_demo_runs_a_module_the_package_did_not_import(tmp_path):
+    # The package imports the registry, so the registry must not import the module -m runs, or
+    # runpy warns "found in sys.modules after import of package 'data'" on every typed command.
+    for argv in (["--help"], ["--out", str(tmp_path / "d"), "--classes", "2", "--per_class", "2", "--size", "16"]):
+        proc = subprocess.run([sys.executable, "-W", "always::RuntimeWarning", "-m", "data.demo"] + argv,
+                              cwd=ROOT, capture_output=True, text=True, timeout=600,
+                              env=dict(os.environ, OMP_NUM_THREADS="1"))
+        assert proc.returncode == 0, "python -m data.demo %s failed: %s" % (" ".join(argv), proc.stderr[-2000:])
+        assert "RuntimeWarning" not in proc.stderr, "runpy warned: %s" % proc.stderr[-2000:]
+    assert os.path.isfile(str(tmp_path / "d" / "train.txt")), "the typed command generated the demo"
+
+
+def test_an_empty_out_is_one_line(capsys):
+    with pytest.raises(SystemExit) as exit_:
+        main(["--out", ""])
+    err = capsys.readouterr().err.strip()
+    assert exit_.value.code == 2 and "\n" not in err, "one line, exit 2: {!r}".format(err)
+    assert "argument --out: an empty path names no file or folder" in err, err

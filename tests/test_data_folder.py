@@ -93,3 +93,51 @@ def test_no_class_folder_and_no_directory(tmp_path):
     missing = str(tmp_path / "nowhere")
     with pytest.raises(ValueError, match=r"data directory .*nowhere does not exist; arrange the images as"):
         build_test_loader("folder", missing, 16, 4, 0)
+
+
+def _test_classes_also_trained(tree, *names):
+    for name in names:
+        _image(os.path.join(tree, "test", name, "t1.jpg"))
+        _image(os.path.join(tree, "test", name, "t2.jpg"))
+
+
+def test_unseen_test_classes_are_recorded_as_none(tree):
+    _, _, info = build_loaders("folder", tree, 16, batch_size=4, num_instances=2, num_workers=0)
+    assert info["seen_test_classes"] == [], "train and test share no folder name: {}".format(info)
+
+
+def test_test_classes_that_are_training_classes_are_refused_in_one_line(tree):
+    _test_classes_also_trained(tree, "dog", "cat")
+    with pytest.raises(ValueError) as error:
+        build_loaders("folder", tree, 16, batch_size=4, num_instances=2, num_workers=0)
+    message = str(error.value)
+    assert "\n" not in message, "one line: {!r}".format(message)
+    for part in ("2 of the 4 test classes", tree, "cat, dog", "zero-shot", "--seen_classes=True"):
+        assert part in message, "the message names {!r}: {}".format(part, message)
+
+
+def test_the_seen_class_protocol_is_taken_when_asked_and_named(tree, caplog):
+    _test_classes_also_trained(tree, "eel")
+    caplog.set_level("WARNING")
+    _, _, info = build_loaders("folder", tree, 16, batch_size=4, num_instances=2, num_workers=0,
+                               seen_classes=True)
+    assert info["seen_test_classes"] == ["eel"], "the shared folder name: {}".format(info["seen_test_classes"])
+    warned = [r.getMessage() for r in caplog.records if "also training classes" in r.getMessage()]
+    assert len(warned) == 1 and "eel" in warned[0] and "seen-class" in warned[0], caplog.text
+
+
+def test_a_split_file_dataset_sharing_class_ids_is_refused_too(tmp_path):
+    from data.meta import write_split
+
+    root = tmp_path / "cars"
+    rows = []
+    for image_id, class_id in enumerate((1, 1, 2, 2, 3, 3, 7, 7), start=1):
+        _image(str(root / "im" / "{}.jpg".format(image_id)))
+        rows.append((image_id, class_id, "im/{}.jpg".format(image_id)))
+    write_split(str(root / "train.txt"), rows[:6])
+    write_split(str(root / "test.txt"), rows[4:])  # class 3 in both
+    with pytest.raises(ValueError, match=r"1 of the 2 test classes .* \(class id\(s\) 3\)"):
+        build_loaders("cars196", str(root), 16, batch_size=4, num_instances=2, num_workers=0)
+    _, _, info = build_loaders("cars196", str(root), 16, batch_size=4, num_instances=2, num_workers=0,
+                               seen_classes=True)
+    assert info["seen_test_classes"] == ["3"], "class ids as strings: {}".format(info["seen_test_classes"])

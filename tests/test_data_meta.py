@@ -69,7 +69,33 @@ def test_missing_file_names_path_and_command(tmp_path):
     assert missing in message and "data.prepare" in message, "got {!r}".format(message)
 
 
-def test_write_rejects_whitespace_in_paths(tmp_path):
-    with pytest.raises(ValueError, match="whitespace"):
-        write_split(str(tmp_path / "t.txt"), [(1, 1, "my car.jpg")])
+@pytest.mark.parametrize("relpath", [" a.jpg", "a.jpg ", "a\nb.jpg", "a\rb.jpg", "a.jpg\t", ""])
+def test_write_rejects_paths_the_format_cannot_give_back(tmp_path, relpath):
+    with pytest.raises(ValueError, match="begins or ends with whitespace or holds a line break") as info:
+        write_split(str(tmp_path / "t.txt"), [(1, 1, relpath)])
+    assert "\n" not in str(info.value), "one line: {!r}".format(str(info.value))
     assert not os.path.exists(tmp_path / "t.txt"), "nothing must be written on error"
+
+
+def test_a_path_with_spaces_is_the_rest_of_the_line(tmp_path):
+    # As a folder dataset takes "my cars/", a split file does: the path is all after the view id.
+    split = tmp_path / "train.txt"
+    split.write_text(SPLIT_HEADER + "\n1 5 0 my cars/a b.jpg\n2 5 0   my cars/two  spaces.jpg  \n")
+    paths, labels = read_split(str(split), str(tmp_path))
+    assert paths == [os.path.join(str(tmp_path), "my cars/a b.jpg"),
+                     os.path.join(str(tmp_path), "my cars/two  spaces.jpg")], \
+        "the path is the rest of the line, inner spaces kept, its ends stripped: {}".format(paths)
+    assert labels.tolist() == [5, 5], "the class id is still the second field: {}".format(labels)
+
+
+def test_paths_with_spaces_round_trip_and_load(tmp_path):
+    from data import load_split
+
+    rows = [(1, 1, "my cars/a b.jpg"), (2, 2, "my cars/tab\there.jpg"), (3, 2, "x  y/z.jpg")]
+    for _, _, relpath in rows:
+        os.makedirs(os.path.dirname(str(tmp_path / relpath)), exist_ok=True)
+        (tmp_path / relpath).write_bytes(b"")
+    write_split(str(tmp_path / "train.txt"), rows)
+    paths, labels = load_split("cars196", str(tmp_path), "train")  # every listed image must exist
+    assert paths == [os.path.join(str(tmp_path), r[2]) for r in rows], "written paths read back: {}".format(paths)
+    assert labels.tolist() == [1, 2, 2], "labels {}".format(labels)

@@ -108,3 +108,11 @@ def test_real_downloader_fails_fast_offline(tmp_path, monkeypatch):
     with pytest.raises(prepare.DownloadError):
         prepare.download_file("http://127.0.0.1:{}/x".format(port), destination, timeout=2)
     assert not os.path.exists(destination) and not os.path.exists(destination + ".part"), "no leftovers"
+
+
+def test_an_empty_data_dir_is_one_line(capsys):
+    with pytest.raises(SystemExit) as exit_:
+        prepare.main(["cars196", "--data_dir", ""])
+    err = capsys.readouterr().err.strip()
+    assert exit_.value.code == 2 and "\n" not in err, "one line, exit 2: {!r}".format(err)
+    assert "argument --data_dir: an empty path names no file or folder" in err, err

@@ -216,6 +216,18 @@ def test_bad_input_is_one_line(setup, tmp_path, capsys, argv, words):
     assert words in _one_error_line(err), "message must say %r: %r" % (words, err)
 
 
+@pytest.mark.parametrize("flag", ["--checkpoint", "--images", "--out", "--query", "--gallery",
+                                  "--gallery_embeddings", "--picture"])
+def test_an_empty_path_flag_is_one_line(setup, tmp_path, capsys, flag):
+    argv = ["--checkpoint", setup["params"], "--images", os.path.join(setup["data"], "images", "001"),
+            "--out", str(tmp_path / "e.npy"), flag, ""]
+    with pytest.raises(SystemExit) as exit_:
+        embed.main(argv)
+    line = _one_error_line(capsys.readouterr().err)
+    assert exit_.value.code == 2 and "argument %s: an empty path names no file or folder" % flag in line, line
+    assert not os.path.exists(str(tmp_path / "e.npy")), "nothing written"
+
+
 def test_bad_checkpoint_is_one_line(setup, tmp_path, capsys):
     images = os.path.join(setup["data"], "images", "001")
     for checkpoint, words in ((str(tmp_path / "none.params"), "does not exist"),

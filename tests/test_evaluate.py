@@ -210,6 +210,11 @@ def _shape_mismatch(setup, tmp_path):
     return ["--embeddings", str(tmp_path / "e.npy"), "--labels", str(tmp_path / "l.npy")]
 
 
+def _embeddings_without_labels(setup, tmp_path):
+    np.save(str(tmp_path / "e.npy"), np.ones((6, 4), np.float32))
+    return ["--embeddings", str(tmp_path / "e.npy")]
+
+
 @pytest.mark.parametrize(
     "make_argv, message",
     [
@@ -218,7 +223,9 @@ def _shape_mismatch(setup, tmp_path):
         (_mismatched_params, "shape incompatible"),
         (_bad_params, "is not a parameter file saved by main.py"),
         (_shape_mismatch, "has 6 rows but --labels"),
-        (lambda s, t: ["--embeddings", str(t / "e.npy")], "has no labels beside it"),
+        (_embeddings_without_labels, "has no labels beside it"),
+        (lambda s, t: ["--embeddings", str(t / "missing.npy")], "missing.npy does not exist"),
+        (lambda s, t: ["--embeddings", str(t / "missing.npy"), "--labels", str(t / "l.npy")], "missing.npy does not exist"),
         (lambda s, t: ["--labels", str(t / "l.npy")], "--labels goes with --embeddings"),
         (lambda s, t: ["--checkpoint", s["params"], "--embeddings", "e.npy", "--labels", "l.npy"], "not both"),
         (lambda s, t: [], "nothing to evaluate"),
@@ -232,8 +239,14 @@ def _shape_mismatch(setup, tmp_path):
         (lambda s, t: ["--checkpoint", s["params"], "--data_name", "cub200", "--data_dir", str(t / "x")],
          "python3 -m data.prepare cub200"),
     ],
+<<<<<<< HEAD
     ids=["missing", "no_args_json", "mismatched", "garbage", "shapes", "labels_missing", "embeddings_missing", "both",
          "nothing", "dtype_stored", "dtype_onnx", "dataset", "metric", "no_data"],
+=======
+    ids=["missing", "no_args_json", "mismatched", "garbage", "shapes", "labels_missing", "no_embeddings_file",
+         "no_embeddings_file_with_labels", "embeddings_missing", "both",
+         "nothing", "dtype_stored", "dataset", "metric", "no_data"],
+>>>>>>> i22-d
 )
 def test_bad_input_is_one_line(setup, tmp_path, capsys, make_argv, message):
     try:
@@ -243,6 +256,15 @@ def test_bad_input_is_one_line(setup, tmp_path, capsys, make_argv, message):
     assert code == 2, "bad input must exit 2, got %s: %s" % (code, err)
     line = _one_error_line(err)
     assert message in line, "expected %r in %r" % (message, line)
+
+
+@pytest.mark.parametrize("flag", ["--checkpoint", "--embeddings", "--labels", "--data_dir", "--out",
+                                  "--save_embeddings"])
+def test_an_empty_path_flag_is_one_line(capsys, flag):
+    with pytest.raises(SystemExit) as exit_:
+        evaluate.main([flag, ""])
+    line = _one_error_line(capsys.readouterr().err)
+    assert exit_.value.code == 2 and "argument %s: an empty path names no file or folder" % flag in line, line
 
 
 def test_script_error_has_no_traceback(tmp_path):

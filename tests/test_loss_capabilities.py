@@ -1,5 +1,6 @@
 """A loss declares its capabilities; the factory reads them, so a new loss is one file + one line."""
 import mxnet as mx
+import numpy as np
 import pytest
 
 import loss
@@ -55,3 +56,57 @@ def test_a_loss_registered_in_one_line_is_picked_up(monkeypatch):
     with pytest.raises(ValueError, match="does not combine with Embedding Expansion"):
         check_loss_args(build_full_parser().parse_args(["--loss=toy", "--num_instances=2"]))
     assert "toy" in str(pytest.raises(ValueError, loss.get_loss, "nope").value), "listed among valid names"
+
+
+# A command line per loss with its layout (Symm and pair losses: N classes x 2 images).
+def _layout_flags(name):
+    pairs = LOSSES[name].pair_layout is not None
+    return ["--loss=" + name, "--n_inner_pts=0", "--num_instances=%d" % (2 if pairs else 4)]
+
+
+@pytest.mark.parametrize("name", sorted(LOSSES))
+def test_every_pair_and_tuple_loss_needs_negatives(name):
+    assert LOSSES[name].needs_negatives is True, "%s compares anchors with other classes" % name
+
+
+@pytest.mark.parametrize("name", sorted(LOSSES))
+def test_a_batch_of_one_class_is_refused_for_a_loss_that_needs_negatives(name):
+    flags = _layout_flags(name)
+    num_instances = int(flags[-1].split("=")[1])
+    one_class = build_full_parser().parse_args(flags + ["--batch_size=%d" % num_instances])
+    with pytest.raises(ValueError) as error:
+        check_loss_args(one_class)
+    message = str(error.value)
+    assert "\n" not in message, "one line: %r" % message
+    for part in ("--batch_size %d" % num_instances, "--num_instances %d" % num_instances, "1 class",
+                 "--loss=" + name, "--batch_size=%d" % (2 * num_instances)):
+        assert part in message, "the message names %r: %s" % (part, message)
+    two_classes = build_full_parser().parse_args(flags + ["--batch_size=%d" % (2 * num_instances)])
+    assert check_loss_args(two_classes) == name, "two classes in a batch are accepted for %s" % name
+
+
+@pytest.mark.parametrize("name", sorted(set(LOSSES) - {"hphn_triplet"}))
+def test_a_batch_of_one_class_teaches_these_losses_nothing(name):
+    # Why the refusal: without a negative these losses are constant (gradient 0; npair_reg=0 leaves
+    # out the N-pair regulariser, which is no metric). hphn_triplet in the release's form has a
+    # gradient there, an artefact of its masked row maximum (its docstring).
+    flags = _layout_flags(name)
+    num_instances = int(flags[-1].split("=")[1])
+    block = build_loss_from_args(build_full_parser().parse_args(
+        flags + ["--batch_size=%d" % (2 * num_instances), "--npair_reg=0"]))
+    rng = np.random.RandomState(0)
+    x = rng.randn(num_instances, 8)
+    x = mx.nd.array(x / np.linalg.norm(x, axis=1, keepdims=True), dtype="float64")
+    x.attach_grad()
+    with mx.autograd.record():
+        value = block(x, mx.nd.zeros((num_instances,), dtype="float64"))
+    value.backward()
+    largest = float(mx.nd.abs(x.grad).max().asscalar())
+    assert largest < 1e-5, "%s learns from a batch of one class: gradient up to %g" % (name, largest)
+
+
+def test_a_loss_without_negatives_takes_a_batch_of_one_class(monkeypatch):
+    monkeypatch.setitem(LOSSES, "toy", _ToyLoss)
+    monkeypatch.setattr(_ToyLoss, "needs_negatives", False)
+    args = build_full_parser().parse_args(["--loss=toy", "--n_inner_pts=0", "--num_instances=2", "--batch_size=2"])
+    assert check_loss_args(args) == "toy", "a loss that declares needs_negatives=False is not refused"

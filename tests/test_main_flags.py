@@ -40,6 +40,13 @@ def main_py(demo_dir, save_dir, *flags):
     (["--lr_decay_factor=0"], "--lr_decay_factor must be in (0, 1]"),
     (["--backbone=googlenet", "--image_size=8"], "--image_size 8 is too small for googlenet"),
     (["--prefetch=0"], "--prefetch must be 1 or more"),
+    (["--batch_size=4"], "--batch_size 4 with --num_instances 4 puts 1 class in a batch"),
+    (["--loss=symm_npair", "--n_inner_pts=0", "--num_instances=2", "--batch_size=2"],
+     "--batch_size 2 with --num_instances 2 puts 1 class in a batch, and --loss=symm_npair needs"),
+    (["--save_dir="], "argument --save_dir: an empty path names no file or folder"),
+    (["--data_dir="], "argument --data_dir: an empty path"),
+    (["--pretrained="], "argument --pretrained: an empty path"),
+    (["--resume="], "argument --resume: an empty path"),
 ])
 def test_a_bad_flag_is_one_line(demo_dir, tmp_path, flags, fragment):
     save_dir = str(tmp_path / "run")
@@ -81,3 +88,43 @@ def test_workers_capped_at_the_cores(demo_dir, tmp_path):
     cores = usable_cores()
     assert "using %d loader workers" % cores in proc.stdout + proc.stderr, proc.stdout[-2000:]
     assert json.load(open(os.path.join(save_dir, "args.json")))["num_workers"] == cores, "args.json has what ran"
+
+
+@pytest.fixture
+def folder_with_trained_test_class(tmp_path):
+    """A folder dataset whose test split holds the training class 'cat' beside the unseen 'owl'."""
+    import cv2
+    import numpy as np
+
+    root = tmp_path / "folder"
+    for split, classes in (("train", ("cat", "dog")), ("test", ("cat", "owl"))):
+        for index, name in enumerate(classes):
+            os.makedirs(str(root / split / name))
+            for n in range(4):
+                image = np.full((32, 32, 3), 40 * index + 10 * n, np.uint8)
+                assert cv2.imwrite(str(root / split / name / ("%d.jpg" % n)), image), "image written"
+    return str(root)
+
+
+def test_test_classes_that_are_training_classes_are_refused(folder_with_trained_test_class, tmp_path):
+    save_dir = str(tmp_path / "run")
+    proc = main_py(folder_with_trained_test_class, save_dir, "--data_name=folder",
+                   "--data_dir=" + folder_with_trained_test_class)
+    lines = [line for line in proc.stderr.splitlines() if line.strip()]
+    assert proc.returncode == 2 and len(lines) == 1, proc.stderr[-3000:]
+    for part in ("1 of the 2 test classes", "(class folder name(s) cat)", "--seen_classes=True"):
+        assert part in lines[0], "the error names %r: %s" % (part, lines[0])
+    assert not os.path.exists(save_dir), "nothing written before the inputs are checked"
+
+
+def test_the_seen_class_protocol_is_named_in_the_log_and_results(folder_with_trained_test_class, tmp_path):
+    save_dir = str(tmp_path / "run")
+    proc = main_py(folder_with_trained_test_class, save_dir, "--data_name=folder",
+                   "--data_dir=" + folder_with_trained_test_class, "--seen_classes=True", "--epochs=1",
+                   "--eval_epoch_term=1", "--eval_at_start=False")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    warned = [line for line in (proc.stdout + proc.stderr).splitlines() if "also training classes" in line]
+    assert len(warned) == 1 and "cat" in warned[0] and "seen-class" in warned[0], proc.stderr[-3000:]
+    results = json.load(open(os.path.join(save_dir, "results.json")))
+    assert results["seen_test_classes"] == ["cat"], "results.json names the seen classes: %r" % results
+    assert "also training classes" in open(os.path.join(save_dir, "train.log")).read(), "train.log has it"

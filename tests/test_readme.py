@@ -41,3 +41,30 @@ def test_layout_names_every_top_level_part():
                  and any(f.endswith(".py") for f in os.listdir(os.path.join(ROOT, name)))))}
     assert parts <= named, "README Layout misses %s" % sorted(parts - named)
     assert named <= parts, "README Layout names what is not there: %s" % sorted(named - parts)
+
+
+def test_the_boolean_spellings_the_readme_names_are_str2bools():
+    import argparse
+
+    from utils.options import str2bool
+
+    match = re.search(r"booleans take (.*?) for true and (.*?) for false, in any letter case\s*\((.*?)\)"
+                      r"(.*?); anything else \((.*?)\) is an error", _readme(), re.S)
+    assert match, "README's Flags section must say which boolean spellings are accepted"
+    words = [re.findall(r"`([^`]*)`", group) for group in match.groups()]
+    true_words, false_words, examples, refused = words[0], words[1], words[2], words[4]
+    assert true_words and false_words and examples, "the README names spellings: %s" % match.group(0)
+    for claimed, value in [(true_words, True), (false_words, False)]:
+        for word in claimed:
+            for spelling in (word, word.lower(), word.upper(), word.swapcase()):
+                assert str2bool(spelling) is value, "README: %r means %s" % (spelling, value)
+    said = {w.lower() for w in true_words + false_words}
+    assert {w.lower() for w in examples} <= said, "the case examples %s are among %s" % (examples, said)
+    others = refused + ["", "yes", "no", "on", "off", "y", "n", "t", "f", "2", "-1", "none", "truee"]
+    for spelling in others:
+        assert spelling.lower() not in said, "%r is both accepted and refused in the README" % spelling
+        try:
+            str2bool(spelling)
+        except argparse.ArgumentTypeError:
+            continue
+        raise AssertionError("str2bool accepts %r, which the README says is an error" % spelling)

@@ -13,13 +13,23 @@ from .errors import OneLineParser
 
 
 def str2bool(value):
-    """'true'/'false'/'1'/'0' (any case) → bool; anything else is an error, not False."""
+    """'true'/'false'/'1'/'0' (any case) → bool; anything else is an error, not False. The
+    original passes True/False; scripts pass 1/0 (README, Flags, says the same)."""
     text = str(value).strip().lower()
     if text in ("true", "1"):
         return True
     if text in ("false", "0"):
         return False
-    raise argparse.ArgumentTypeError("expected True or False, got %r" % value)
+    raise argparse.ArgumentTypeError("expected True or False (or 1 or 0, in any letter case), got %r" % value)
+
+
+def path_flag(value):
+    """The value of a flag that names a file or folder, refused when empty: ``--save_dir=`` (an
+    unset shell variable, say) names nothing, and would fail only at the first write."""
+    if not str(value).strip():
+        raise argparse.ArgumentTypeError("an empty path names no file or folder (an unset shell "
+                                         "variable?); give a path")
+    return value
 
 
 def int_list(value):
@@ -97,7 +107,7 @@ def _add_data_flags(data):
     data.add_argument("--data_name", default="car196",
                       help="dataset: cars196 (alias car196, the original's default), cub200, sop, "
                            "demo, or folder (your own DIR/train/<class>/*.jpg and DIR/test/<class>/*.jpg)")
-    data.add_argument("--data_dir", default=None,
+    data.add_argument("--data_dir", default=None, type=path_flag,
                       help="dataset directory (default: ./data/CARS_196, ./data/CUB_200_2011, "
                            "./data/Stanford_Online_Products, ./data/demo; required for folder)")
     data.add_argument("--image_size", default=227, type=int, help="width and height of the input images")
@@ -111,13 +121,17 @@ def _add_data_flags(data):
     data.add_argument("--skip_bad_images", default=False, type=str2bool,
                       help="decode every image first and leave out (and list) those that cannot be "
                            "decoded, instead of stopping at the first")
+    data.add_argument("--seen_classes", default=False, type=str2bool,
+                      help="allow test classes that are also training classes (the seen-class "
+                           "protocol: named in the log and in results.json); False refuses them, the "
+                           "zero-shot protocol (a folder dataset's classes are its folder names)")
 
 
 def _add_model_flags(model):
     """The model flags."""
     model.add_argument("--backbone", default="googlenet", help="backbone network")
     model.add_argument("--embed_dim", default=512, type=int, help="dimension of the embeddings")
-    model.add_argument("--pretrained", default="imagenet",
+    model.add_argument("--pretrained", default="imagenet", type=path_flag,
                        help="backbone weights: imagenet (GluonCV model store), a .params path, or none")
     model.add_argument("--dtype", default="float32", choices=["float32", "float16", "bfloat16"],
                        help="precision of the network's convolutions and dense layers (MXNet AMP): "
@@ -190,7 +204,7 @@ def _add_evaluation_flags(evaluation):
     evaluation.add_argument("--summary_step", default=10, type=int,
                             help="log loss and lr every N iterations (global steps N, 2N, ... "
                                  "counted across epochs)")
-    evaluation.add_argument("--save_dir", default="./log/will/be/saved/here",
+    evaluation.add_argument("--save_dir", default="./log/will/be/saved/here", type=path_flag,
                             help="directory for logs, parameters and results")
     evaluation.add_argument("--grid_queries", default=8, type=int,
                             help="fixed test queries shown with their 8 nearest neighbours in "
@@ -211,7 +225,7 @@ def _add_evaluation_flags(evaluation):
 
 def _add_run_flags(run):
     """The checkpoints and faults flags."""
-    run.add_argument("--resume", default=None,
+    run.add_argument("--resume", default=None, type=path_flag,
                      help="continue a run with the flags of its args.json: auto (the newest intact "
                           "checkpoint in --save_dir), a checkpoint file, or a run folder; only flags "
                           "of duration and observation may be given with it")
