@@ -239,14 +239,9 @@ def _embeddings_without_labels(setup, tmp_path):
         (lambda s, t: ["--checkpoint", s["params"], "--data_name", "cub200", "--data_dir", str(t / "x")],
          "python3 -m data.prepare cub200"),
     ],
-<<<<<<< HEAD
-    ids=["missing", "no_args_json", "mismatched", "garbage", "shapes", "labels_missing", "embeddings_missing", "both",
-         "nothing", "dtype_stored", "dtype_onnx", "dataset", "metric", "no_data"],
-=======
     ids=["missing", "no_args_json", "mismatched", "garbage", "shapes", "labels_missing", "no_embeddings_file",
          "no_embeddings_file_with_labels", "embeddings_missing", "both",
-         "nothing", "dtype_stored", "dataset", "metric", "no_data"],
->>>>>>> i22-d
+         "nothing", "dtype_stored", "dtype_onnx", "dataset", "metric", "no_data"],
 )
 def test_bad_input_is_one_line(setup, tmp_path, capsys, make_argv, message):
     try:
