@@ -128,3 +128,26 @@ def test_the_seen_class_protocol_is_named_in_the_log_and_results(folder_with_tra
     results = json.load(open(os.path.join(save_dir, "results.json")))
     assert results["seen_test_classes"] == ["cat"], "results.json names the seen classes: %r" % results
     assert "also training classes" in open(os.path.join(save_dir, "train.log")).read(), "train.log has it"
+
+
+@pytest.mark.parametrize("flags, fragment", [
+    # MXNet 1.9.1 makes a plain local kvstore of any name it does not know (horovod and byteps too).
+    (["--kvstore=bogus"], "unknown kvstore 'bogus'; choose from local, device, nccl, dist_sync, "
+                          "dist_device_sync, dist_sync_device"),
+    (["--kvstore=horovod"], "MXNet 1.9.1 has no horovod kvstore"),
+    (["--kvstore=byteps"], "MXNet 1.9.1 has no byteps kvstore"),
+    (["--kvstore=dist_async"], "asynchronous updates"),
+    (["--kvstore=nccl"], "--kvstore=nccl needs an MXNet built with NCCL"),  # this CPU wheel is not
+    (["--kvstore=dist_sync"], "--kvstore=dist_sync needs a parameter-server launcher"),
+])
+def test_a_kvstore_mxnet_does_not_train_with_here_is_refused(demo_dir, tmp_path, monkeypatch, flags, fragment):
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    for name in ("DMLC_ROLE", "DMLC_PS_ROOT_URI", "DMLC_PS_ROOT_PORT", "DMLC_NUM_WORKER", "DMLC_NUM_SERVER"):
+        monkeypatch.delenv(name, raising=False)  # main.py started by hand, not by a launcher
+    save_dir = str(tmp_path / "run")
+    proc = main_py(demo_dir, save_dir, "--epochs=1", "--eval_at_start=False", "--eval_epoch_term=1", *flags)
+    lines = [line for line in proc.stderr.splitlines() if line.strip()]
+    assert proc.returncode == 2 and len(lines) == 1, proc.stderr[-3000:]
+    assert lines[0].startswith("error: ") and fragment in lines[0], lines[0]
+    assert "Traceback" not in proc.stderr, proc.stderr
+    assert not os.path.exists(save_dir), "nothing written for a refused kvstore"

@@ -1,4 +1,5 @@
 """The Gluon trainer of a run, and the kvstore that spreads it over devices and machines."""
+import os
 import pickle
 
 import mxnet as mx
@@ -6,13 +7,42 @@ import mxnet as mx
 from utils.ordered_sum import OrderedSumTrainer
 
 
+# What a parameter-server launcher (tools.launch_loopback, MXNet's tools/launch.py) sets for each
+# process; without them MXNet's kvstore fails in C++ (a check on DMLC_NUM_WORKER).
+LAUNCHER_ENV = ("DMLC_ROLE", "DMLC_PS_ROOT_URI", "DMLC_PS_ROOT_PORT", "DMLC_NUM_WORKER", "DMLC_NUM_SERVER")
+
+
+def check_kvstore(kvstore_name, ctx, environ=None):
+    """One-line ValueError when this process cannot use the kvstore ``kvstore_name`` (a name of
+    ``utils.options.KVSTORES``): nccl without an MXNet built with NCCL or on CPU contexts (MXNet
+    would stop at the first update, after the run folder is written), ``dist_*`` without the
+    launcher's environment."""
+    if kvstore_name == "nccl":
+        if not mx.runtime.Features().is_enabled("NCCL"):
+            raise ValueError("--kvstore=nccl needs an MXNet built with NCCL (the mxnet-cu* wheels); "
+                             "this one is not: use --kvstore=device")
+        if any(c.device_type != "gpu" for c in ctx):
+            raise ValueError("--kvstore=nccl sums gradients over GPUs only, and the devices are %s: "
+                             "use --kvstore=device" % ",".join(map(str, ctx)))
+    if kvstore_name.startswith("dist"):
+        environ = os.environ if environ is None else environ
+        missing = [name for name in LAUNCHER_ENV if not environ.get(name)]
+        if missing:
+            raise ValueError(
+                "--kvstore=%s needs a parameter-server launcher, which sets %s: start the workers "
+                "with python3 -m tools.launch_loopback -n N -- python3 main.py ... on one machine, "
+                "or with MXNet's tools/launch.py (README: Several GPUs, several machines)"
+                % (kvstore_name, ", ".join(missing)))
+
+
 def setup_kvstore(kvstore_name, ctx):
     """The kvstore, and this process's ``(rank, number of workers)``.
 
     ``dist_*`` creates the parameter-server kvstore (the launcher's environment tells it where);
     otherwise the name is kept for the Trainer when several devices share a batch, and no kvstore
-    is used on one device.
+    is used on one device. :func:`check_kvstore` first (ValueError).
     """
+    check_kvstore(kvstore_name, ctx)
     if not kvstore_name.startswith("dist"):
         return (kvstore_name if len(ctx) > 1 else None), 0, 1
     kvstore = mx.kv.create(kvstore_name)

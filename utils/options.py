@@ -55,10 +55,43 @@ COMPAT_FLAG_HELP = {
 }
 LR_SCHEDULES = ("multifactor", "step")
 
+# The kvstores a run trains with: MXNet 1.9.1's names (mx.kv.create; its C++ side reads "dist",
+# "device" and "nccl" in the name, so dist_sync_device is dist_device_sync). Single machine: local
+# and device sum a batch's gradients over the devices, nccl over GPUs; several machines: the
+# parameter server, synchronously.
+KVSTORES = ("local", "device", "nccl", "dist_sync", "dist_device_sync", "dist_sync_device")
+# Names MXNet documents that no run here can train with, and why. MXNet 1.9.1 makes a plain local
+# kvstore of any name it does not know, horovod and byteps included, and would train on silently.
+REFUSED_KVSTORES = {
+    "dist_async": "dist_async makes asynchronous updates, and every worker here applies the same "
+                  "summed gradient itself (utils/ordered_sum.py); use dist_sync",
+    "horovod": "MXNet 1.9.1 has no horovod kvstore (Horovod is a package of its own, not installed "
+               "here); use dist_sync under a launcher",
+    "byteps": "MXNet 1.9.1 has no byteps kvstore (BytePS is a package of its own, not installed "
+              "here); use dist_sync under a launcher",
+}
+
 DEFAULT_RECALLK = (1, 2, 4, 8)  # the original's --recallk, when no dataset says otherwise
 EVAL_METRICS = ("recall", "map_at_r", "r_precision", "nmi", "f1")
 # Names of the values each metric adds to results.json and TensorBoard (R@k for each k).
 METRIC_KEYS = {"map_at_r": "MAP@R", "r_precision": "RP", "nmi": "NMI", "f1": "F1"}
+
+
+def kvstore_problem(name):
+    """Why ``--kvstore=name`` cannot train here (one sentence), or None when it can."""
+    if name in KVSTORES:
+        return None
+    if name in REFUSED_KVSTORES:
+        return REFUSED_KVSTORES[name]
+    return "unknown kvstore %r; choose from %s" % (name, ", ".join(KVSTORES))
+
+
+def kvstore_name(value):
+    """--kvstore: one of KVSTORES, else an error saying why not."""
+    problem = kvstore_problem(value)
+    if problem:
+        raise argparse.ArgumentTypeError(problem)
+    return value
 
 
 def any_metric_list(value):
@@ -181,7 +214,11 @@ def _add_optimiser_flags(optim):
     optim.add_argument("--start_epoch", default=0, type=int,
                        help="epoch to start counting from (learning-rate schedule and logs)")
     optim.add_argument("--seed", default=0, type=int, help="random seed")
-    optim.add_argument("--kvstore", default="device", help="MXNet kvstore type")
+    optim.add_argument("--kvstore", default="device", type=kvstore_name, choices=KVSTORES,
+                       help="how gradients are summed: over the devices of one machine (local, "
+                            "device; nccl: GPUs, an MXNet built with NCCL), or over machines with "
+                            "the parameter server under a launcher (dist_sync, dist_device_sync = "
+                            "dist_sync_device; README)")
     optim.add_argument("--gpu_idx", default=None,
                        help="nothing: GPU 0 if visible else CPU; -1: CPU; 0,1: data parallel on GPUs; "
                             "cpu:N: the same data-parallel path on N CPU contexts (tests, debugging)")
@@ -404,4 +441,6 @@ def validate_args(args):
             % ",".join(map(str, args.lr_decay_epochs))
         )
     check_recallk(args.recallk)
+    if kvstore_problem(args.kvstore):  # a resumed run's args.json has not been through argparse
+        raise ValueError("--kvstore=%s: %s" % (args.kvstore, kvstore_problem(args.kvstore)))
     return args
