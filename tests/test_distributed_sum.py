@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from tests.dist_sum_job import worker_vector
-from tools.launch_loopback import launch
+from utils.loopback_job import launch
 
 ROUNDS = 30
 WORKERS = 3
