@@ -7,6 +7,7 @@ the W gradients, and every worker applies that sum with its own Adam. BatchNorm 
 are each worker's own (MXNet keeps them per process), so they are left out of the comparison."""
 import json
 import os
+import re
 import sys
 import time
 
@@ -16,7 +17,7 @@ import pytest
 
 from conftest import SUBPROCESS_TIMEOUT
 from data.demo import generate_demo
-from tools.launch_loopback import launch
+from utils.loopback_job import launch
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 FLAGS = ["--data_name=demo", "--gpu_idx=-1", "--pretrained=none", "--image_size=32", "--embed_dim=16",
@@ -38,6 +39,15 @@ def worker_command(data_dir, save_dir, *extra):
 def job_logs(log_dir):
     return "\n".join("== %s\n%s" % (name, open(os.path.join(log_dir, name), errors="replace").read()[-1500:])
                      for name in sorted(os.listdir(log_dir)) if name.endswith(".log"))
+
+
+def files_the_readme_does_not_name(folder):
+    """Files of a run folder that README.md does not name in backquotes; a name is compared up to its
+    first digit (``checkpoint-e...``, ``events.out.tfevents.<time>...``, ``model_final_worker<r>...``)."""
+    text = re.sub(r"```.*?```", "", open(os.path.join(ROOT, "README.md")).read(), flags=re.S)  # code blocks
+    quoted = re.findall(r"`([^`\n]+)`", text)
+    stems = {name: re.split(r"\d", name, maxsplit=1)[0] for name in os.listdir(folder)}
+    return sorted(name for name, stem in stems.items() if not any(q.startswith(stem) for q in quoted))
 
 
 def single_process_reference(data_dir, num_workers, extra=()):
@@ -115,6 +125,8 @@ def test_workers_agree_with_one_process(demo_dir, tmp_path, one_openmp_thread_en
                     name, rank, np.abs(got[name].asnumpy() - want[name]).max())
     results = json.load(open(os.path.join(save_dir, "results.json")))
     assert results["epoch"] == 2 and results["last"]["epoch"] == 2, "worker 0 evaluated: %r" % results
+    unnamed = files_the_readme_does_not_name(save_dir)
+    assert unnamed == [], "README.md names every file of a distributed run, not %s" % unnamed
     log = open(os.path.join(save_dir, "train.log")).read()
     iters = 6 // num_workers
     assert "%d iterations per epoch per worker (%d workers)" % (iters, num_workers) in log, \

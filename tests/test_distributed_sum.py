@@ -13,7 +13,7 @@ import pytest
 
 from conftest import SUBPROCESS_TIMEOUT
 from tests.dist_sum_job import worker_vector
-from tools.launch_loopback import launch
+from utils.loopback_job import launch
 
 ROUNDS = 30
 WORKERS = 3
