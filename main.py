@@ -27,7 +27,7 @@ from loss import wants_unit_embeddings  # noqa: E402
 from loss.factory import build_loss_from_args  # noqa: E402
 from utils import checkpoint, logs, run_folder  # noqa: E402
 from utils.devices import resolve_contexts  # noqa: E402
-from utils.engine import NonFiniteLossError  # noqa: E402
+from utils.engine import NonFiniteError  # noqa: E402
 from utils.host import check_shared_memory, workers_for_cores  # noqa: E402
 from utils.interrupts import Interrupts, RunInterrupted  # noqa: E402
 from utils.optimizer import build_trainer, setup_kvstore  # noqa: E402
@@ -145,7 +145,7 @@ def main(argv=None):
     interrupts = Interrupts().install()
     try:
         run(argv, interrupts)
-    except NonFiniteLossError as error:
+    except NonFiniteError as error:  # training diverged (the loss, or every test embedding)
         sys.stderr.write("error: %s\n" % error)
         return 1
     except ValueError as error:  # bad input, a full or read-only disk (StorageError), a bad image

@@ -53,10 +53,11 @@ PREVIOUS = "previous-"
 SET_ASIDE = "set-aside-"
 RUN_MARKERS = (ARGS, RESULTS, TRAIN_LOG, SUMMARY_CSV, LEGACY_TENSORBOARD, MODEL_LAST, MODEL_BEST)
 
-# Flags that change only how long a run goes or how it is observed: a resume may change them.
+# Flags that change only how long a run goes or how it is observed, and the learning rates (to
+# continue a run that diverged from its last good checkpoint, lower): a resume may change them.
 RESUME_MAY_CHANGE = ("epochs", "eval_epoch_term", "eval_at_start", "num_workers", "progress",
                      "summary_step", "keep_checkpoints", "export", "grid_queries", "projector_every",
-                     "projector_points", "knn", "nan_policy", "gpu_idx", "prefetch")
+                     "projector_points", "knn", "nan_policy", "gpu_idx", "prefetch", "lr", "lr_fixed")
 # Flags that say which folder and how to start, not what is trained.
 RUN_FLAGS = ("save_dir", "resume", "overwrite")
 
