@@ -85,22 +85,26 @@ def build(args, wanted):
     if num_workers > 1:
         logger.info("distributed: kvstore rank %d of %d workers", rank, num_workers)
         info["train_sampler"].set_shard(num_workers, rank)
+    # A resume of a run that stopped before its first checkpoint starts it again, as it began.
+    restarted = (bool(args.resume) and wanted is None
+                 and run_folder.stopped_before_first_checkpoint(args.save_dir))
+    continues = bool(args.resume) and not restarted
     for seed_fn in (mx.random.seed, np.random.seed, random.seed):
         seed_fn(args.seed)
-    model.initialize_network(net, ctx, pretrained="none" if args.resume else args.pretrained)
+    model.initialize_network(net, ctx, pretrained="none" if continues else args.pretrained)
     net.hybridize(static_alloc=True)
     use_mixed_precision(net, args.dtype)
     loss_fn.hybridize(static_alloc=True)
     trainer = build_trainer(net, args, kvstore)
     state = fresh_state(args, len(train_loader))
-    if args.resume:
+    if continues:
         state = resumed_state(args, checkpoint.resume(args.save_dir, wanted, net, trainer, ctx))
     attach_loss_scaler(trainer, args.dtype, state.get("loss_scaler"))
     step_options = {"l2_params": regularized_params(net) if args.l2_reg else None,
                     "l2_coefficient": args.l2_reg, "scaled_params": net.head.collect_params(),
                     "grad_mult": args.embed_grad_mult}
     return dict(net=net, loss_fn=loss_fn, trainer=trainer, ctx=ctx, info=info, state=state,
-                kvstore=kvstore if num_workers > 1 else None,
+                restarted=restarted, kvstore=kvstore if num_workers > 1 else None,
                 train_loader=train_loader, test_loader=test_loader, rank=rank, num_workers=num_workers,
                 scheduler=lr_scheduler_from_args(args, len(train_loader)), step_options=step_options)
 
@@ -112,7 +116,7 @@ def open_run_folder(args, parts, previous, changed):
         return
     info = parts["info"]
     saved = run_folder.open_run(args, parts["state"], info["data_dir"], parts["ctx"], previous, changed,
-                                info.get("skipped_images"))
+                                info.get("skipped_images"), restarted=parts["restarted"])
     logs.attach_file(run_folder.path(args.save_dir, run_folder.TRAIN_LOG))
     logger.info("flags: %s", json.dumps({k: v for k, v in saved.items() if k != "history"}, sort_keys=True))
     iters, workers = len(parts["train_loader"]), parts["num_workers"]
@@ -133,7 +137,7 @@ def run(argv, interrupts):
                                               "step_options", "train_loader", "test_loader", "kvstore")}
     loop = TrainingLoop(args, dict(loop_parts, summary=summary, interrupts=interrupts, is_chief=is_chief),
                         parts["state"])
-    results = loop.run(fresh=not args.resume)
+    results = loop.run(fresh=not args.resume or parts["restarted"])
     loop.finish(parts["num_workers"], parts["rank"])
     return results
 
