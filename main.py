@@ -28,7 +28,7 @@ from loss import wants_unit_embeddings  # noqa: E402
 from loss.factory import build_loss_from_args  # noqa: E402
 from utils import checkpoint, logs, run_folder  # noqa: E402
 from utils.devices import resolve_contexts  # noqa: E402
-from utils.engine import NonFiniteLossError  # noqa: E402
+from utils.engine import NonFiniteError  # noqa: E402
 from utils.host import check_shared_memory, workers_for_cores  # noqa: E402
 from utils.interrupts import Interrupts, RunInterrupted  # noqa: E402
 from utils.optimizer import build_trainer, setup_kvstore  # noqa: E402
@@ -87,9 +87,13 @@ def build(args, wanted):
     if num_workers > 1:
         logger.info("distributed: kvstore rank %d of %d workers", rank, num_workers)
         info["train_sampler"].set_shard(num_workers, rank)
+    # A resume of a run that stopped before its first checkpoint starts it again, as it began.
+    restarted = (bool(args.resume) and wanted is None
+                 and run_folder.stopped_before_first_checkpoint(args.save_dir))
+    continues = bool(args.resume) and not restarted
     for seed_fn in (mx.random.seed, np.random.seed, random.seed):
         seed_fn(args.seed)
-    model.initialize_network(net, ctx, pretrained="none" if args.resume else args.pretrained)
+    model.initialize_network(net, ctx, pretrained="none" if continues else args.pretrained)
     net.hybridize(static_alloc=True)
     use_mixed_precision(net, args.dtype)
     loss_fn.hybridize(static_alloc=True)
@@ -97,14 +101,14 @@ def build(args, wanted):
     state = fresh_state(args, len(train_loader))
     if info["seen_test_classes"]:  # the seen-class protocol, on record beside its metrics
         state["results"]["seen_test_classes"] = info["seen_test_classes"]
-    if args.resume:
+    if continues:
         state = resumed_state(args, checkpoint.resume(args.save_dir, wanted, net, trainer, ctx))
     attach_loss_scaler(trainer, args.dtype, state.get("loss_scaler"))
     step_options = {"l2_params": regularized_params(net) if args.l2_reg else None,
                     "l2_coefficient": args.l2_reg, "scaled_params": net.head.collect_params(),
                     "grad_mult": args.embed_grad_mult}
     return dict(net=net, loss_fn=loss_fn, trainer=trainer, ctx=ctx, info=info, state=state,
-                kvstore=kvstore if num_workers > 1 else None,
+                restarted=restarted, kvstore=kvstore if num_workers > 1 else None,
                 train_loader=train_loader, test_loader=test_loader, rank=rank, num_workers=num_workers,
                 scheduler=lr_scheduler_from_args(args, len(train_loader)), step_options=step_options)
 
@@ -116,7 +120,7 @@ def open_run_folder(args, parts, previous, changed):
         return
     info = parts["info"]
     saved = run_folder.open_run(args, parts["state"], info["data_dir"], parts["ctx"], previous, changed,
-                                info.get("skipped_images"))
+                                info.get("skipped_images"), restarted=parts["restarted"])
     logs.attach_file(run_folder.path(args.save_dir, run_folder.TRAIN_LOG))
     logger.info("flags: %s", json.dumps({k: v for k, v in saved.items() if k != "history"}, sort_keys=True))
     iters, workers = len(parts["train_loader"]), parts["num_workers"]
@@ -137,7 +141,7 @@ def run(argv, interrupts):
                                               "step_options", "train_loader", "test_loader", "kvstore")}
     loop = TrainingLoop(args, dict(loop_parts, summary=summary, interrupts=interrupts, is_chief=is_chief),
                         parts["state"])
-    results = loop.run(fresh=not args.resume)
+    results = loop.run(fresh=not args.resume or parts["restarted"])
     loop.finish(parts["num_workers"], parts["rank"])
     return results
 
@@ -149,7 +153,7 @@ def main(argv=None):
     interrupts = Interrupts().install()
     try:
         run(argv, interrupts)
-    except NonFiniteLossError as error:
+    except NonFiniteError as error:  # training diverged (the loss, or every test embedding)
         sys.stderr.write("error: %s\n" % error)
         return 1
     except ValueError as error:  # bad input, a full or read-only disk (StorageError), a bad image

@@ -1,5 +1,6 @@
 """Faults: a non-finite loss stops the run (keeping the last good checkpoint) or skips the batch;
-an image that cannot be decoded is named."""
+so do test embeddings that are all non-finite, which are never kept as the best; an image that
+cannot be decoded is named."""
 import glob
 import json
 import os
@@ -61,6 +62,63 @@ def test_skip_batch_policy_finishes(demo_dir, tmp_path):
     assert broken > 0, "results.json must count the non-finite test embeddings: %r" % results["last"]
     assert "%d of " % broken in proc.stdout and "are not finite" in proc.stdout, "the log says how many"
     assert results["last"]["R@1"] <= 1.0 - broken / 24.0, "non-finite queries are misses: %r" % results["last"]
+    best = results["best"]
+    assert best is None or best["non_finite"] < 24, \
+        "a network whose 24 test embeddings are all non-finite is never the best: %r" % best
+    assert os.path.exists(os.path.join(save_dir, "model_best.params")) == (best is not None), \
+        "model_best.params exists exactly when an evaluation could be the best"
+
+
+def _advised_command(line):
+    """The resume command the message spells, with a learning rate for its placeholder LR."""
+    import shlex
+
+    spelled = line.split("python3 main.py ", 1)[1].split(" (")[0]
+    return [arg.replace("=LR", "=1e-5") for arg in shlex.split(spelled)]
+
+
+def test_all_non_finite_test_embeddings_stop_the_run_and_keep_the_good_state(demo_dir, tmp_path):
+    save_dir = str(tmp_path / "run")
+    # 2 iterations per epoch. The step schedule gives 1e20 from iteration 3 on, the last update of
+    # epoch 2: its loss is finite, and the parameters it leaves give NaN embeddings.
+    proc = _run(demo_dir, save_dir, "--epochs=3", "--lr_schedule=step", "--lr_fix_after_iters=3",
+                "--lr_fixed=1e20")
+    assert proc.returncode == 1, "diverged training is a failure (exit 1): %s" % proc.stderr[-2000:]
+    lines = [l for l in proc.stderr.splitlines() if l.strip()]
+    assert len(lines) == 1, "one line: %r" % proc.stderr
+    line = lines[0]
+    assert "after epoch 2" in line and "24 of 24" in line and "--lr_fixed" in line, \
+        "names the epoch, the count and the flag to lower: %s" % line
+    metas = [json.load(open(p)) for p in glob.glob(os.path.join(save_dir, "checkpoint*.json"))]
+    assert max(m["global_step"] for m in metas) == 2, \
+        "no checkpoint of the diverged network; the last is that of epoch 1: %r" % [m["global_step"] for m in metas]
+    results = json.load(open(os.path.join(save_dir, "results.json")))
+    assert results["epoch"] == 1 and results["best"]["epoch"] == 1 and results["last"]["epoch"] == 1, results
+    stem = os.path.join(save_dir, "checkpoint-e000001-s000000002")
+    good = open(stem + ".params", "rb").read()
+    for name in ("model_best.params", "model_last.params"):
+        assert open(os.path.join(save_dir, name), "rb").read() == good, "%s is epoch 1's network" % name
+    rows = open(os.path.join(save_dir, "summary.csv")).read().splitlines()[1:]
+    assert [row.split(",")[0] for row in rows] == ["1"], "no summary.csv row of the diverged epoch: %r" % rows
+    proc = subprocess.run([sys.executable, "main.py"] + _advised_command(line), cwd=ROOT, capture_output=True,
+                          text=True, timeout=600, env=dict(os.environ, OMP_NUM_THREADS="1"))
+    assert proc.returncode == 0, "the advised resume with a lower rate finishes: %s" % proc.stderr[-2000:]
+    results = json.load(open(os.path.join(save_dir, "results.json")))
+    assert results["epoch"] == 3 and results["last"]["non_finite"] == 0, results
+    changed = json.load(open(os.path.join(save_dir, "args.json")))["history"][-1]["changed"]
+    assert changed == {"lr_fixed": [1e20, 1e-5]}, "args.json records the lowered rate: %r" % changed
+
+
+def test_the_reported_huge_lr_keeps_no_collapsed_network(demo_dir, tmp_path):
+    save_dir = str(tmp_path / "run")
+    # --lr=1e9 from the start: the test embeddings of epoch 1 are all NaN, its loss finite.
+    proc = _run(demo_dir, save_dir, "--epochs=2", "--lr=1e9")
+    lines = [l for l in proc.stderr.splitlines() if l.strip()]
+    assert proc.returncode == 1 and len(lines) == 1, "exit 1, one line: %d %r" % (proc.returncode, proc.stderr)
+    assert "after epoch 1" in lines[0] and "24 of 24" in lines[0] and "--lr=LR" in lines[0], lines[0]
+    assert not os.path.exists(os.path.join(save_dir, "model_best.params")), \
+        "the collapsed network is not kept as the best (there was no good epoch yet)"
+    assert not os.path.exists(os.path.join(save_dir, "model_last.params")), "nor as the last"
 
 
 def test_undecodable_image_is_named(demo_dir, tmp_path):

@@ -1,7 +1,8 @@
 """A run stopped anywhere (SIGKILL, SIGTERM, Ctrl-C; mid-epoch, during an evaluation, while a
 checkpoint is written) and resumed with ``--save_dir=RUN --resume=auto`` alone ends bit-identical
 to a run never stopped: parameters (BatchNorm statistics included), results.json, summary.csv, every
-TensorBoard tag and every epoch line of train.log, each once."""
+TensorBoard tag and every epoch line of train.log, each once. Stopped before its first checkpoint, it
+starts again from the beginning and ends the same."""
 import glob
 import json
 import os
@@ -61,8 +62,13 @@ def event_scalars(save_dir):
     return tags
 
 
+RESTART_LINE = "starts again from the beginning"  # the log line of a restarted run (utils.run_folder)
+
+
 def epoch_lines(save_dir):
     text = open(os.path.join(save_dir, "train.log")).read()
+    # A run that started again keeps the lines of its first attempt above that of its restart.
+    text = text.split(RESTART_LINE)[-1]
     # "epoch 3/4: loss ..." after training, "epoch 4: R@1 ..." after an evaluation
     return [(int(n), bool(total)) for n, total in re.findall(r"INFO epoch (\d+)(/\d+)?: ", text)]
 
@@ -152,3 +158,27 @@ def test_resume_takes_every_flag_from_args_json(demo_dir, straight, tmp_path):
     saved = json.load(open(os.path.join(save_dir, "args.json")))
     assert saved["epochs"] == 4 and saved["backbone"] == "resnet18_v1", "args.json records the run"
     assert saved["history"][-1]["changed"] == {"epochs": [2, 4]}, saved["history"]
+
+
+@pytest.mark.parametrize("fault", ["SIGKILL@eval=0", "ENOSPC@write=checkpoint-e000000"])
+def test_stopped_before_its_first_checkpoint_starts_again_and_ends_the_same(demo_dir, straight, tmp_path, fault):
+    """Killed during the evaluation before training, or the disk full at the first checkpoint: there
+    is nothing to continue from, so --resume=auto starts the run again, as it began."""
+    save_dir = str(tmp_path / "run")
+    proc = run(train_argv(demo_dir, save_dir), fault=fault)
+    assert proc.returncode in (-signal.SIGKILL, 2), "the first attempt stops: %s" % proc.stderr[-2000:]
+    assert not glob.glob(os.path.join(save_dir, "checkpoint-*.json")), "it stopped before its first checkpoint"
+    attempt_events = [os.path.basename(p) for p in glob.glob(os.path.join(save_dir, "events.out.tfevents.*"))]
+    assert attempt_events, "the attempt wrote events (its settings) before it stopped"
+    attempt_log = open(os.path.join(save_dir, "train.log")).read()
+    proc = run(resume_argv(save_dir))
+    assert proc.returncode == 0, "the resume starts the run again: %s" % proc.stderr[-2000:]
+    log = open(os.path.join(save_dir, "train.log")).read()
+    assert log.startswith(attempt_log) and RESTART_LINE in log[len(attempt_log):], \
+        "train.log keeps the attempt's lines, then the restart's"
+    aside = glob.glob(os.path.join(save_dir, "set-aside-*"))
+    assert len(aside) == 1 and sorted(os.listdir(aside[0])) == sorted(attempt_events), \
+        "the attempt's event files are set aside, not mixed into the run: %r" % os.listdir(save_dir)
+    history = json.load(open(os.path.join(save_dir, "args.json")))["history"]
+    assert [entry["action"] for entry in history] == ["start", "restart"], history
+    assert_same_run(save_dir, straight)

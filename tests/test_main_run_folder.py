@@ -63,7 +63,7 @@ def test_overwrite_sets_the_old_run_aside(demo_dir, tmp_path):
 
 
 @pytest.mark.parametrize("flag, saved", [
-    ("--loss=triplet", "loss=hphn-triplet"), ("--optim=sgd", "optim=adam"), ("--lr=0.01", "lr=0.001"),
+    ("--loss=triplet", "loss=hphn-triplet"), ("--optim=sgd", "optim=adam"), ("--wd=0.01", "wd=0.0005"),
     ("--seed=3", "seed=0"), ("--batch_size=16", "batch_size=8"), ("--backbone=googlenet", "backbone=resnet18_v1"),
 ])
 def test_resume_refuses_a_flag_that_changes_training(finished, tmp_path, flag, saved):

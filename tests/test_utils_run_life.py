@@ -225,3 +225,36 @@ def test_serialized_parameters_load_back(tmp_path):
     other.load_parameters(path)
     for (_, a), (_, b) in zip(sorted(net.collect_params().items()), sorted(other.collect_params().items())):
         assert np.array_equal(a.data().asnumpy(), b.data().asnumpy())
+
+
+def test_only_a_run_that_never_checkpointed_is_started_again(tmp_path):
+    folder = str(tmp_path)
+    assert not run_folder.stopped_before_first_checkpoint(folder), "no args.json: no run at all"
+    open(os.path.join(folder, "args.json"), "w").write("{}")
+    assert run_folder.stopped_before_first_checkpoint(folder), "args.json alone: stopped before its first"
+    open(os.path.join(folder, "checkpoint-e000000-s000000000.params"), "w").write("orphan")
+    assert run_folder.stopped_before_first_checkpoint(folder), "a checkpoint exists once its JSON does"
+    open(os.path.join(folder, "checkpoint-e000000-s000000000.json"), "w").write("{")
+    assert not run_folder.stopped_before_first_checkpoint(folder), "a broken checkpoint is still one"
+    os.remove(os.path.join(folder, "checkpoint-e000000-s000000000.json"))
+    open(os.path.join(folder, "results.json"), "w").write("{}")
+    assert not run_folder.stopped_before_first_checkpoint(folder), \
+        "results.json follows a checkpoint: a run whose checkpoints were removed is not started again"
+
+
+def test_restart_sets_the_attempt_aside_and_keeps_flags_and_log(tmp_path):
+    folder = str(tmp_path)
+    kept = {"args.json": "{}", "train.log": "attempt\n"}
+    attempt = {"events.out.tfevents.1.h.8": "events", "summary.csv": "h\nr1\n", "model_last.params": "P",
+               "checkpoint-e000001-s000000004.params": "orphan"}
+    for name, text in dict(kept, **attempt).items():
+        open(os.path.join(folder, name), "w").write(text)
+    os.makedirs(os.path.join(folder, "previous-20250101-000000"))
+    open(os.path.join(folder, "model_last.params.tmp"), "w").write("partial")
+    aside = run_folder.restart(folder)
+    assert sorted(os.listdir(aside)) == sorted(attempt), "the attempt's files move together: %r" % os.listdir(aside)
+    assert all(open(os.path.join(aside, name)).read() == text for name, text in attempt.items()), "bytes kept"
+    assert sorted(os.listdir(folder)) == sorted(list(kept) + [os.path.basename(aside), "model_last.params.tmp",
+                                                              "previous-20250101-000000"]), os.listdir(folder)
+    assert all(open(os.path.join(folder, name)).read() == text for name, text in kept.items()), \
+        "args.json and train.log stay in place, unchanged"

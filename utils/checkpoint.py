@@ -124,8 +124,9 @@ def find_intact(save_dir, wanted=None):
     if wanted is not None:
         meta, reason = verify(wanted)
         if meta is None:
-            raise ValueError("--resume: checkpoint %s cannot be used: %s; pass --resume=auto to take "
-                             "the newest intact one" % (wanted, reason))
+            raise ValueError("--resume: checkpoint %s cannot be used: %s; take the newest intact one "
+                             "instead: python3 main.py --save_dir=%s --resume=auto"
+                             % (wanted, reason, save_dir))
         return wanted, meta, []
     candidates = glob.glob(os.path.join(save_dir, PREFIX + "*.json"))
     # Unreadable JSONs have no order of their own: the file name carries epoch and step.
@@ -142,10 +143,15 @@ def find_intact(save_dir, wanted=None):
         if meta is not None:
             return path, meta, skipped
         skipped.append((os.path.basename(path), reason))
+    # A run that stopped before its first checkpoint does not come here: it starts again
+    # (utils.run_folder.restart). These runs had checkpoints, and none can be used.
+    start_over = ("start the run over with its command and --overwrite=True instead of --resume (its "
+                  "files are moved into previous-TIME inside it), or choose another --save_dir")
     if skipped:
-        raise ValueError("--resume: no intact checkpoint in %s (%s); start a new run with "
-                         "--overwrite=True" % (save_dir, "; ".join("%s: %s" % s for s in skipped)))
-    raise ValueError("--resume: no checkpoint in %s; start without --resume" % save_dir)
+        raise ValueError("--resume: no intact checkpoint in %s (%s); %s" % (
+            save_dir, "; ".join("%s: %s" % s for s in skipped), start_over))
+    raise ValueError("--resume: no checkpoint in %s, though the run has trained (its checkpoints were "
+                     "removed); %s" % (save_dir, start_over))
 
 
 def save_checkpoint(save_dir, params_bytes, states_bytes, state, keep=None, params_source=None):

@@ -14,7 +14,6 @@ from .regularization import l2_regularization, scale_gradients
 logger = logging.getLogger(__name__)
 
 
-
 def forward_backward(net, loss_fn, images, labels, ctx, l2_params=None, l2_coefficient=0.0,
                      scaled_params=None, grad_mult=1.0, loss_scale=1.0):
     """Split a batch over ``ctx``, embed each slice on its device, compute the loss of the whole
@@ -60,8 +59,17 @@ def forward_backward(net, loss_fn, images, labels, ctx, l2_params=None, l2_coeff
     return losses
 
 
-class NonFiniteLossError(ValueError):
+class NonFiniteError(ValueError):
+    """Training diverged: its values became NaN or infinite. The run stops with exit code 1 (not 2:
+    the input was valid), keeping its last checkpoint of a finite state."""
+
+
+class NonFiniteLossError(NonFiniteError):
     """The loss became NaN or infinite."""
+
+
+class NonFiniteEmbeddingsError(NonFiniteError):
+    """Every test embedding of an evaluation is NaN or infinite: the network has collapsed."""
 
 
 def train_step(net, loss_fn, trainer, images, labels, ctx, learning_rate, step_options=None,
@@ -79,8 +87,8 @@ def train_step(net, loss_fn, trainer, images, labels, ctx, learning_rate, step_o
     step_options : dict, optional
         Extra keyword arguments of :func:`forward_backward` (regulariser, gradient multiplier).
     nan_policy : {'stop', 'skip_batch'}
-        On a non-finite loss, raise ``NonFiniteLossError`` (naming ``where``) before updating, or
-        skip the update and return None.
+        On a non-finite loss, raise ``NonFiniteLossError`` (naming ``where``; the caller adds how
+        to go on) before updating, or skip the update and return None.
     step : int
         The global step this iteration completes (fault injection, see ``utils.faults``).
     before_update : callable, optional
@@ -99,9 +107,8 @@ def train_step(net, loss_fn, trainer, images, labels, ctx, learning_rate, step_o
         value = float("nan")
     if not np.isfinite(value):
         if nan_policy == "stop":
-            raise NonFiniteLossError(
-                "the loss became %s at %s; parameters of that step were not updated; lower --lr, "
-                "or pass --nan_policy=skip_batch" % (value, where))
+            raise NonFiniteLossError("the loss became %s at %s; parameters of that step were not "
+                                     "updated" % (value, where))
         logger.warning("non-finite loss at %s: update skipped", where)
         return None
     if before_update is not None:
@@ -167,7 +174,7 @@ def evaluate(net, loader, labels, ctx, ks, progress=True, return_embeddings=Fals
     start = time.time()
     embeddings = embed_dataset(net, loader, ctx, progress=progress, desc="evaluating",
                                after_batch=after_batch)
-    # Only reachable with --nan_policy=skip_batch after the parameters broke.
+    # Parameters broken by too high a learning rate (the loss may stay finite meanwhile).
     warn_non_finite(embeddings, "test embeddings")
     # Unit vectors for evaluation whatever the network returns (the Symm losses train unnormalised).
     embeddings = l2_normalize(embeddings)

@@ -264,8 +264,9 @@ def _add_run_flags(run):
     """The checkpoints and faults flags."""
     run.add_argument("--resume", default=None, type=path_flag,
                      help="continue a run with the flags of its args.json: auto (the newest intact "
-                          "checkpoint in --save_dir), a checkpoint file, or a run folder; only flags "
-                          "of duration and observation may be given with it")
+                          "checkpoint in --save_dir; a run stopped before its first checkpoint starts "
+                          "again), a checkpoint file, or a run folder; only flags of duration and "
+                          "observation, and --lr and --lr_fixed, may be given with it")
     run.add_argument("--overwrite", default=False, type=str2bool,
                      help="start a new run in a --save_dir that holds one; the old run is moved "
                           "into save_dir/previous-TIME (nothing is deleted)")
@@ -273,8 +274,9 @@ def _add_run_flags(run):
                      help="how many of the newest checkpoints to keep (model_best.params and "
                           "model_last.params are kept apart from them)")
     run.add_argument("--nan_policy", default="stop", choices=["stop", "skip_batch"],
-                     help="on a non-finite loss: stop (keeping the last good checkpoint) or skip "
-                          "that batch's update")
+                     help="on a non-finite loss, or test embeddings all non-finite: stop (keeping "
+                          "the last good checkpoint) or skip that batch's update and go on past that "
+                          "evaluation (never the best)")
 
 
 def add_loss_arguments(parser):

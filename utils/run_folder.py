@@ -16,12 +16,17 @@ Files of a run::
     skipped_images.txt   images left out by --skip_bad_images
     export/              the exported network (--export=True)
     previous-TIME/       a run set aside by --overwrite=True
-    set-aside-TIME/      files a resume found after its checkpoint (a run that went on, or broken)
+    set-aside-TIME/      files a resume found after its checkpoint (a run that went on, or broken),
+                         or of an attempt that stopped before its first checkpoint (:func:`restart`)
     replayed.log         log lines written after the checkpoint a resume continued from
 
 ``train.log``, ``summary.csv`` and the event files only grow. A checkpoint records their sizes
 (:func:`append_only_sizes`); a resume cuts them back to those sizes (:func:`rewind`), so what the
 interrupted process logged after its checkpoint, and will log again, appears once.
+
+A run that stopped before its first checkpoint (disk full, killed, an image that failed) has
+nothing to continue from; a resume starts it again from the beginning with its own flags
+(:func:`stopped_before_first_checkpoint`, :func:`restart`).
 """
 import argparse
 import datetime
@@ -53,10 +58,11 @@ PREVIOUS = "previous-"
 SET_ASIDE = "set-aside-"
 RUN_MARKERS = (ARGS, RESULTS, TRAIN_LOG, SUMMARY_CSV, LEGACY_TENSORBOARD, MODEL_LAST, MODEL_BEST)
 
-# Flags that change only how long a run goes or how it is observed: a resume may change them.
+# Flags that change only how long a run goes or how it is observed, and the learning rates (to
+# continue a run that diverged from its last good checkpoint, lower): a resume may change them.
 RESUME_MAY_CHANGE = ("epochs", "eval_epoch_term", "eval_at_start", "num_workers", "progress",
                      "summary_step", "keep_checkpoints", "export", "grid_queries", "projector_every",
-                     "projector_points", "knn", "nan_policy", "gpu_idx", "prefetch")
+                     "projector_points", "knn", "nan_policy", "gpu_idx", "prefetch", "lr", "lr_fixed")
 # Flags that say which folder and how to start, not what is trained.
 RUN_FLAGS = ("save_dir", "resume", "overwrite")
 
@@ -81,12 +87,19 @@ def holds_run(save_dir):
 
 
 def check_new_run(save_dir, overwrite):
-    """Refuse a new run in a folder holding one, unless ``overwrite`` (then it will be set aside)."""
-    if holds_run(save_dir) and not overwrite:
+    """Refuse a new run in a folder holding one, unless ``overwrite`` (then it will be set aside).
+    The message offers --resume=auto only where there is a run to resume (its args.json)."""
+    if not holds_run(save_dir) or overwrite:
+        return
+    if not os.path.isfile(path(save_dir, ARGS)):
         raise ValueError(
-            "--save_dir %s already holds a run; pass --resume=auto to continue it, --overwrite=True "
-            "to start over (the old run is moved into %sTIME inside it), or choose another --save_dir"
-            % (save_dir, PREVIOUS))
+            "--save_dir %s holds files of a run but no %s, so it cannot be resumed; pass "
+            "--overwrite=True to start over (the old files are moved into %sTIME inside it), or "
+            "choose another --save_dir" % (save_dir, ARGS, PREVIOUS))
+    raise ValueError(
+        "--save_dir %s already holds a run; pass --resume=auto to continue it, --overwrite=True "
+        "to start over (the old run is moved into %sTIME inside it), or choose another --save_dir"
+        % (save_dir, PREVIOUS))
 
 
 def _timestamped(save_dir, prefix):
@@ -99,7 +112,8 @@ def _timestamped(save_dir, prefix):
 
 
 def _move_into(paths, folder):
-    storage.make_dirs(folder)
+    # Inside the run folder, which is the right one: the fix is to run again, not another --save_dir.
+    storage.make_dirs(folder, storage.RUN_AGAIN_FIX)
     for source in paths:
         try:
             shutil.move(source, os.path.join(folder, os.path.basename(source)))
@@ -169,6 +183,10 @@ def args_beside(file_path):
 def read_args(save_dir):
     """The flags recorded in ``save_dir/args.json`` (with their history), for a resume."""
     args_path = path(save_dir, ARGS)
+    if not os.path.isfile(args_path) and holds_run(save_dir):
+        raise ValueError("--resume: %s has no %s, so its run cannot be continued; start a new run "
+                         "without --resume and with --overwrite=True (the old files are moved into "
+                         "%sTIME inside it), or in another --save_dir" % (save_dir, ARGS, PREVIOUS))
     if not os.path.isfile(args_path):
         raise ValueError("--resume: %s has no %s, so it holds no run to continue; start a new run "
                          "without --resume" % (save_dir, ARGS))
@@ -223,15 +241,20 @@ def _show(value):
     return ",".join(map(str, value)) if isinstance(value, list) else str(value)
 
 
-def write_args(save_dir, args, contexts, data_dir, previous=None, changed=None):
-    """Write ``args.json``: the run's flags and, appended, this start's history entry."""
+def write_args(save_dir, args, contexts, data_dir, previous=None, changed=None, restarted=False):
+    """Write ``args.json``: the run's flags and, appended, this start's history entry (``action``:
+    start, overwrite, resume, or restart: a resume that found no checkpoint to continue from)."""
     flags = {name: value for name, value in vars(args).items() if name not in RUN_FLAGS}
     flags.update(data_dir=data_dir, contexts=[str(c) for c in contexts])
     history = list((previous or {}).get("history", []))
+    if previous is not None:
+        action = "restart" if restarted else "resume"
+    else:
+        action = "overwrite" if args.overwrite else "start"
     history.append({
         "time": datetime.datetime.now().isoformat(timespec="seconds"),
         "command": [os.path.basename(sys.argv[0])] + sys.argv[1:],
-        "action": "resume" if previous is not None else ("overwrite" if args.overwrite else "start"),
+        "action": action,
         "changed": changed or {},
     })
     flags["history"] = history
@@ -239,22 +262,28 @@ def write_args(save_dir, args, contexts, data_dir, previous=None, changed=None):
     return flags
 
 
-def open_run(args, state, data_dir, contexts, previous=None, changed=None, skipped_images=None):
-    """Make ``args.save_dir`` this run's: set a previous run aside (a new run with --overwrite) or
-    rewind it to the checkpoint of ``state`` (a resume), then write args.json (and the list of
-    skipped images). Returns the flags written."""
+def open_run(args, state, data_dir, contexts, previous=None, changed=None, skipped_images=None,
+             restarted=False):
+    """Make ``args.save_dir`` this run's: set a previous run aside (a new run with --overwrite),
+    rewind it to the checkpoint of ``state`` (a resume), or set the files of its attempt aside (a
+    resume that starts the run again, ``restarted``: :func:`restart`), then write args.json (and the
+    list of skipped images). Returns the flags written."""
     save_dir = args.save_dir
-    if args.resume:
+    if restarted:
+        restart(save_dir)
+    elif args.resume:
         rewind(save_dir, state)
     elif holds_run(save_dir):
         logger.info("moved the previous run into %s", set_aside_previous_run(save_dir))
     storage.make_dirs(save_dir)
     checkpoint.remove_partial_files(save_dir)
-    saved = write_args(save_dir, args, contexts, data_dir, previous, changed)
+    saved = write_args(save_dir, args, contexts, data_dir, previous, changed, restarted)
     if changed:
         logger.info("changed on resume: %s", json.dumps(changed, sort_keys=True))
     if skipped_images:
-        storage.write_bytes(path(save_dir, SKIPPED_IMAGES), ("\n".join(skipped_images) + "\n").encode("utf-8"))
+        # args.json is written: from here on a failed write leaves a run that --resume=auto continues.
+        listed = ("\n".join(skipped_images) + "\n").encode("utf-8")
+        storage.write_bytes(path(save_dir, SKIPPED_IMAGES), listed, storage.RESUME_FIX)
         logger.warning("left out %d unreadable images (listed in %s)", len(skipped_images), SKIPPED_IMAGES)
     return saved
 
@@ -308,6 +337,36 @@ def rewind(save_dir, checkpoint_meta):
         folder = _move_into(later, _timestamped(save_dir, SET_ASIDE))
         logger.info("moved %d files written after that checkpoint into %s", len(later), folder)
     write_results(save_dir, checkpoint_meta["results"])
+
+
+def stopped_before_first_checkpoint(save_dir):
+    """True when ``save_dir`` holds a run (its args.json) that stopped before its first checkpoint:
+    no checkpoint JSON, intact or broken (a checkpoint exists once its JSON does), and no
+    results.json (which is only ever written after a checkpoint, so a run whose checkpoints were
+    removed after it trained is not taken for one that never began)."""
+    return (os.path.isfile(path(save_dir, ARGS)) and not os.path.exists(path(save_dir, RESULTS))
+            and not glob.glob(path(save_dir, checkpoint.PREFIX + "*.json")))
+
+
+# What a restarted run keeps in place: its flags (rewritten with the restart in their history)
+# and its logs (appended to); set-aside and previous runs stay where they are.
+_KEPT_ON_RESTART = (ARGS, TRAIN_LOG, REPLAYED_LOG)
+
+
+def restart(save_dir):
+    """Make a run that stopped before its first checkpoint start again from the beginning, unmixed:
+    every file its attempt wrote besides args.json and the logs (event files, summary.csv rows,
+    parameters of an evaluation whose checkpoint failed, projector files, orphaned files of the
+    checkpoint being written, skipped_images.txt) is moved into ``set-aside-TIME``; nothing is
+    deleted. Returns that folder, or None when there was nothing to move."""
+    moved = [path(save_dir, name) for name in sorted(os.listdir(save_dir))
+             if name not in _KEPT_ON_RESTART and not name.endswith(".tmp")
+             and not name.startswith((PREVIOUS, SET_ASIDE))]
+    folder = _move_into(moved, _timestamped(save_dir, SET_ASIDE)) if moved else None
+    logger.info("no checkpoint in %s: the run stopped before its first one, so it starts again from "
+                "the beginning%s", save_dir,
+                " (what its first attempt wrote was moved into %s)" % folder if folder else "")
+    return folder
 
 
 def write_results(save_dir, results):

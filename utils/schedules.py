@@ -95,3 +95,12 @@ def lr_scheduler_from_args(args, iters_per_epoch):
         factor=args.lr_decay_factor if args.lr_schedule == "multifactor" else 0.5,
         halve_every=args.lr_step_iters, fix_after=args.lr_fix_after_iters, fixed_lr=args.lr_fixed,
     )
+
+
+def rate_flag(args, iteration):
+    """``(name, value)`` of the flag that sets the learning rate at 0-based ``iteration``:
+    ``lr_fixed`` once the step schedule has reached ``--lr_fix_after_iters``, else ``lr`` (which
+    every other rate of the schedule is a multiple of). The flag to lower when training diverges."""
+    if args.lr_schedule == "step" and iteration >= args.lr_fix_after_iters:
+        return "lr_fixed", args.lr_fixed
+    return "lr", args.lr

@@ -14,6 +14,16 @@ The loop's position is one JSON-able dict, ``state``, which every checkpoint sto
 Checkpoints are written after the evaluation before training, after every evaluation, and when
 the run is stopped (Ctrl-C, SIGTERM, an image that cannot be decoded); no checkpoint is written of
 a state whose loss went non-finite.
+
+A network whose test embeddings are all non-finite (NaN or inf: it diverged, though its loss may
+have stayed finite) is never kept as the best. Under ``--nan_policy=stop`` such an evaluation after
+training stops the run as a non-finite loss does (``NonFiniteEmbeddingsError``, exit 1): nothing of
+it is written (no model_last/model_best, summary.csv row, results or checkpoint), so the last
+checkpoint and model_best.params stay those of good states, to resume from with a lower learning
+rate. Under ``--nan_policy=skip_batch``, which tolerates what diverged, it is recorded (its count in
+``non_finite``) and the run goes on. Embeddings that are only partly non-finite are counted and
+warned about (``utils.engine.warn_non_finite``) and compete for the best as they are. The
+evaluation before training is a baseline, never the best, and is recorded whatever it holds.
 """
 import logging
 import os
@@ -25,12 +35,14 @@ from data.transforms import ImageDecodeError
 from model import materialize
 
 from . import checkpoint, faults, run_folder, storage
-from .engine import evaluate, share_untrained_parameters, train_step
+from .engine import (NonFiniteEmbeddingsError, NonFiniteLossError, evaluate, share_untrained_parameters,
+                     train_step)
 from .interrupts import RunInterrupted
 from .metrics import non_finite_rows
 from .optimizer import broadcast_initial_parameters, device_free_states
 from .options import metric_keys
 from .precision import loss_scaler_state, use_float32
+from .schedules import rate_flag
 from .visualize import log_projector, log_retrieval_grid, pick_fixed_queries
 
 logger = logging.getLogger("ee_gluon")
@@ -116,6 +128,19 @@ class TrainingLoop:
             self._stop_checkpoint()
             raise ValueError("%s; replace that file, then resume with: python3 main.py --save_dir=%s "
                              "--resume=auto" % (error, self.save_dir)) from None
+        except NonFiniteLossError as error:
+            raise NonFiniteLossError("%s; %s, or with --nan_policy=skip_batch to skip such updates" % (
+                error, self._lower_rate_advice(self.state["global_step"]))) from None
+
+    def _lower_rate_advice(self, iteration):
+        """How to go on after training diverged at 0-based ``iteration``: resume from the last
+        checkpoint (none was written of the diverged state) with a lower learning-rate flag."""
+        flag, value = rate_flag(self.args, iteration)
+        listed = checkpoint.list_checkpoints(self.save_dir)
+        start = ("from its last checkpoint, %s," % os.path.basename(listed[-1][0])[: -len(".json")]
+                 if listed else "(from the beginning: it has no checkpoint yet)")
+        return "resume %s with a lower --%s: python3 main.py --save_dir=%s --resume=auto --%s=LR (LR " \
+               "below this run's %g)" % (start, flag, self.save_dir, flag, value)
 
     def _stop_checkpoint(self):
         # During an evaluation the state is that of just before it: so are the files it records.
@@ -194,13 +219,22 @@ class TrainingLoop:
             progress=self.args.progress, return_embeddings=True, metrics=self.args.eval_metrics,
             knn=self.args.knn, after_batch=lambda index: self._between_eval_batches(epoch))
         non_finite = int(non_finite_rows(embeddings).sum())
+        collapsed = state["pending_eval"] == "epoch" and non_finite == len(embeddings)
+        if collapsed and self.args.nan_policy == "stop":
+            raise NonFiniteEmbeddingsError(
+                "the test embeddings after epoch %d are all non-finite (%d of %d, NaN or inf): the "
+                "network diverged and was not kept; %s" % (
+                    epoch, non_finite, len(embeddings), self._lower_rate_advice(state["global_step"] - 1)))
+        if collapsed:
+            logger.warning("the test embeddings after epoch %d are all non-finite: that network cannot "
+                           "be the best (--nan_policy=skip_batch goes on)", epoch)
         with self.interrupts.deferred():
             self._log_evaluation(epoch, values, embeddings)
             if state["pending_eval"] == "initial":
                 state["results"]["initial"] = _record(values, epoch, non_finite)
                 params = None
             else:
-                params = self._record_epoch_results(epoch, values, non_finite)
+                params = self._record_epoch_results(epoch, values, non_finite, candidate=not collapsed)
             state.update(pending_eval=None, pending_row=None)
             self._sizes_before_eval = None
             self._checkpoint(params=params)
@@ -223,15 +257,16 @@ class TrainingLoop:
                           lambda index: test_images[index][0], step, max_points=self.args.projector_points)
         logger.info("epoch %d: %s", epoch, "  ".join("%s %.4f" % item for item in values.items()))
 
-    def _record_epoch_results(self, epoch, values, non_finite):
-        """model_last (and model_best when it improved), the csv row and results; returns the
-        serialised parameters (the checkpoint shares them)."""
+    def _record_epoch_results(self, epoch, values, non_finite, candidate=True):
+        """model_last (and model_best when it improved and is a ``candidate``: not a network whose
+        test embeddings are all non-finite), the csv row and results; returns the serialised
+        parameters (the checkpoint shares them)."""
         results, name = self.state["results"], self.best_name
         params = storage.serialize(self.net.save_parameters)
         last_path = run_folder.path(self.save_dir, run_folder.MODEL_LAST)
         storage.write_bytes(last_path, params, storage.RESUME_FIX)
         results["last"] = _record(values, epoch, non_finite)
-        if results["best"] is None or values[name] > results["best"][name]:
+        if candidate and (results["best"] is None or values[name] > results["best"][name]):
             results["best"] = _record(values, epoch, non_finite)
             self.summary.best(epoch * self.iters_per_epoch, epoch, name, values[name])
             storage.link_or_copy(last_path, run_folder.path(self.save_dir, run_folder.MODEL_BEST),
@@ -286,3 +321,6 @@ class TrainingLoop:
         if best and last:
             logger.info("done: best %s %.4f at epoch %d; last %s %.4f", self.best_name,
                         best[self.best_name], best["epoch"], self.best_name, last[self.best_name])
+        elif last:
+            logger.warning("done: no evaluation after training had finite test embeddings, so there "
+                           "is no best (no %s)", run_folder.MODEL_BEST)
