@@ -6,6 +6,7 @@ import sys
 
 import pytest
 
+from conftest import SUBPROCESS_TIMEOUT, subprocess_env
 from utils.environment import OPENMP_WAIT_VARIABLES, prefer_passive_openmp
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -23,10 +24,10 @@ def test_passive_is_set_only_where_the_user_chose_nothing():
 
 def libgomp_spin_count(script, **extra):
     """GOMP_SPINCOUNT as libgomp itself reports it (OMP_DISPLAY_ENV) when ``script`` loads MXNet."""
-    env = {key: value for key, value in os.environ.items() if key not in OPENMP_WAIT_VARIABLES}
-    env.update(OMP_NUM_THREADS="1", OMP_DISPLAY_ENV="VERBOSE", **extra)
+    unset = dict.fromkeys(OPENMP_WAIT_VARIABLES)  # None: removed, so the command's own default shows
+    env = subprocess_env(**dict(unset, OMP_DISPLAY_ENV="VERBOSE", **extra))
     done = subprocess.run([sys.executable, script, "--help"], cwd=ROOT, env=env, capture_output=True,
-                          text=True, timeout=600)
+                          text=True, timeout=SUBPROCESS_TIMEOUT)
     assert done.returncode == 0, "%s --help failed: %s" % (script, done.stderr[-2000:])
     found = re.findall(r"GOMP_SPINCOUNT = '(\d+)'", done.stderr)
     assert found, "libgomp printed no GOMP_SPINCOUNT for %s: %s" % (script, done.stderr[-2000:])
