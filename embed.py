@@ -32,14 +32,14 @@ import os  # noqa: E402
 import numpy as np  # noqa: E402
 
 from data.image_list import list_labeled_images  # noqa: E402
+from inference.flags import add_inference_dtype_flag  # noqa: E402
 from inference.gallery_search import draw_results, gallery_embeddings, query_labels, search  # noqa: E402
 from inference.image_embeddings import embed_paths, report_skipped, save_embeddings  # noqa: E402
 from inference.trained_network import check_dtype_applies, load_network  # noqa: E402
 from utils.devices import resolve_contexts  # noqa: E402
 from utils.errors import OneLineParser, run_command  # noqa: E402
+from utils.flags import check_minimums, check_positive_sizes, path_flag, str2bool  # noqa: E402
 from utils.metrics import l2_normalize  # noqa: E402
-from utils.options import (add_inference_dtype_flag, check_minimums, check_positive_sizes,  # noqa: E402
-                           path_flag, str2bool)
 
 logger = logging.getLogger("ee_gluon.embed")
 

@@ -29,16 +29,17 @@ import time  # noqa: E402
 import numpy as np  # noqa: E402
 
 import data  # noqa: E402
-from utils.devices import resolve_contexts  # noqa: E402
-from utils.errors import OneLineParser, run_command  # noqa: E402
+from inference.batch_embedding import warn_non_finite  # noqa: E402
 from inference.evaluation import default_out, embed_test_split, load_stored, write_report  # noqa: E402
+from inference.flags import add_inference_dtype_flag  # noqa: E402
 from inference.image_embeddings import save_embeddings, sidecar  # noqa: E402
 from inference.trained_network import check_dtype_applies  # noqa: E402
-from utils.engine import warn_non_finite  # noqa: E402
+from utils.devices import resolve_contexts  # noqa: E402
+from utils.errors import OneLineParser, run_command  # noqa: E402
+from utils.flags import (any_metric_list, check_minimums, check_positive_sizes, check_recallk, int_list,  # noqa: E402
+                         path_flag, str2bool)
 from utils.metrics import FAISS_MISSING, evaluate_embeddings  # noqa: E402
-from utils.options import (DEFAULT_RECALLK, EVAL_METRICS, add_inference_dtype_flag,  # noqa: E402
-                           any_metric_list, check_minimums, check_positive_sizes, check_recallk,
-                           int_list, path_flag, str2bool)
+from utils.metrics.names import DEFAULT_RECALLK, EVAL_METRICS  # noqa: E402
 
 logger = logging.getLogger("ee_gluon.evaluate")
 

@@ -26,18 +26,20 @@ import data  # noqa: E402
 import model  # noqa: E402
 from loss import wants_unit_embeddings  # noqa: E402
 from loss.factory import build_loss_from_args  # noqa: E402
-from utils import checkpoint, logs, run_folder  # noqa: E402
+from train.loop import TrainingLoop, fresh_state, resumed_state  # noqa: E402
+from train.optimizer import build_trainer, setup_kvstore  # noqa: E402
+from train.options import build_full_parser, validate_args  # noqa: E402
+from train.regularization import regularized_params  # noqa: E402
+from train.schedules import lr_scheduler_from_args  # noqa: E402
+from train.step import NonFiniteError  # noqa: E402
+from utils import logs  # noqa: E402
 from utils.devices import resolve_contexts  # noqa: E402
-from utils.engine import NonFiniteError  # noqa: E402
 from utils.host import check_shared_memory, workers_for_cores  # noqa: E402
-from utils.interrupts import Interrupts, RunInterrupted  # noqa: E402
-from utils.optimizer import build_trainer, setup_kvstore  # noqa: E402
-from utils.options import DEFAULT_RECALLK, build_full_parser, validate_args  # noqa: E402
+from utils.metrics.names import DEFAULT_RECALLK  # noqa: E402
 from utils.precision import attach_loss_scaler, check_dtype, use_mixed_precision  # noqa: E402
-from utils.regularization import regularized_params  # noqa: E402
-from utils.schedules import lr_scheduler_from_args  # noqa: E402
+from utils.run import checkpoint, folder as run_folder  # noqa: E402
+from utils.run.interrupts import Interrupts, RunInterrupted  # noqa: E402
 from utils.summary import TrainingSummary  # noqa: E402
-from utils.training import TrainingLoop, fresh_state, resumed_state  # noqa: E402
 
 logger = logging.getLogger("ee_gluon")
 
@@ -149,7 +151,7 @@ def run(argv, interrupts):
 def main(argv=None):
     argv = sys.argv[1:] if argv is None else list(argv)
     logs.start()
-    # Before the data loaders fork their workers, which inherit the handlers (utils.interrupts).
+    # Before the data loaders fork their workers, which inherit the handlers (utils.run.interrupts).
     interrupts = Interrupts().install()
     try:
         run(argv, interrupts)

@@ -25,6 +25,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
 from utils import metrics as M  # noqa: E402
+from utils.metrics import knn_search  # noqa: E402
 
 
 def sop_like_labels(num, rng):
@@ -61,7 +62,7 @@ def sop_child(num, dim, knn):
     rng = np.random.default_rng(0)
     labels = sop_like_labels(num, rng)
     x = unit_vectors(num, dim, rng, labels, signal=0.5)
-    block = M._auto_block_size(num, None)
+    block = knn_search._auto_block_size(num, None)
     t_mm = bare_matmul(x, block)
     ks = [k for k in (1, 10, 100, 1000) if k < num]
     t = time.perf_counter()
@@ -157,7 +158,7 @@ def main():
     args.sop_n, args.cars_n = (6000, 1500) if args.quick else (60502, 8131)
     t_start = time.perf_counter()
     print("OMP_NUM_THREADS=%s, faiss installed: %s, load average %s"
-          % (os.environ.get("OMP_NUM_THREADS", "<unset>"), M._faiss(required=False) is not None,
+          % (os.environ.get("OMP_NUM_THREADS", "<unset>"), knn_search._faiss(required=False) is not None,
              " ".join("%.2f" % v for v in os.getloadavg())))
     parts = args.part.split(",")
     if "sop" in parts:

@@ -26,10 +26,10 @@ import mxnet as mx  # noqa: E402
 import numpy as np  # noqa: E402
 
 import model  # noqa: E402
-from loss import get_loss  # noqa: E402
 from inference.embedding_graph import for_inference  # noqa: E402
+from loss import get_loss  # noqa: E402
+from train.step import forward_backward  # noqa: E402
 from utils import precision  # noqa: E402
-from utils.engine import forward_backward  # noqa: E402
 
 DTYPES = ("float32", "bfloat16")
 FOLDED = "float32, BatchNorm folded"

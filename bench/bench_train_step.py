@@ -14,7 +14,7 @@ import numpy as np  # noqa: E402
 
 import model  # noqa: E402
 from loss import get_loss  # noqa: E402
-from utils.engine import forward_backward  # noqa: E402
+from train.step import forward_backward  # noqa: E402
 
 
 def main():

@@ -303,7 +303,7 @@ def generate_demo(out_dir, classes=48, per_class=40, size=72, seed=0, force=Fals
 def main(argv=None):
     """Command line entry; returns the exit code (2 on a bad setting)."""
     from utils.errors import OneLineParser  # the commands' one-line flag errors
-    from utils.options import path_flag
+    from utils.flags import path_flag
 
     parser = OneLineParser(
         prog="python3 -m data.demo",

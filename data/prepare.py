@@ -30,7 +30,7 @@ PREPARED = tuple(spec for spec in DATASETS.values() if spec.prepare is not None)
 def main(argv=None):
     """Command line entry; returns the exit code (0 ok, 2 on any data problem)."""
     from utils.errors import OneLineParser  # the commands' one-line flag errors
-    from utils.options import path_flag
+    from utils.flags import path_flag
 
     parser = OneLineParser(
         prog="python3 -m data.prepare",

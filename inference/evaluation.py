@@ -9,11 +9,10 @@ import time
 import numpy as np
 
 import data
+from inference.batch_embedding import embed_dataset
 from model.export import export_prefix
-
-from utils import run_folder
-from utils.engine import embed_dataset
 from utils.metrics import l2_normalize
+from utils.run import folder as run_folder
 
 from .trained_network import load_network
 

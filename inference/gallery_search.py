@@ -82,7 +82,7 @@ def draw_results(query_paths, gallery_paths, results, thumb, picture, gallery_la
     when the gallery has labels, their class, framed green when of the query's class and red when
     not, like TensorBoard's retrieval grid (grey when a query's class is unknown)."""
     from data import decode_image
-    from utils.visualize import retrieval_grid
+    from utils.summary.grid import retrieval_grid
 
     k = max(len(row) for row in results)
     blank = np.full((thumb, thumb, 3), 32, dtype=np.uint8)

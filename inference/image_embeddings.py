@@ -12,7 +12,7 @@ import numpy as np
 from tqdm import tqdm
 
 from data import ImageListDataset, TestTransform
-from utils.engine import embed_batch
+from inference.batch_embedding import embed_batch
 
 logger = logging.getLogger(__name__)
 

@@ -3,7 +3,7 @@ export (``PREFIX-symbol.json``, see ``model.export``), or its ONNX model (``PREF
 ONNX Runtime).
 
 A ``.params`` checkpoint is rebuilt as its run built it: backbone, embed_dim and image_size from
-the args.json beside it (``utils.run_folder``), or from the caller where it has none, and the L2
+the args.json beside it (``utils.run.folder``), or from the caller where it has none, and the L2
 normalisation of the head as the run's loss wants it (``loss.wants_unit_embeddings``): an
 npair or symm_* run gives the same raw embeddings through its ``.params`` as through its export.
 """
@@ -17,9 +17,9 @@ import mxnet as mx
 
 from loss import wants_unit_embeddings
 from model.export import SYMBOL_SUFFIX, export_prefix, exported_files, exported_params_files
-from utils import run_folder
 from utils.errors import one_line
 from utils.precision import check_dtype
+from utils.run import folder as run_folder
 
 from .embedding_graph import for_inference
 

@@ -2,18 +2,18 @@
 
 How ``main.py`` uses it::
 
-    parser = utils.options.build_full_parser()       # core, per-loss, Symm-recipe and schedule flags
+    parser = train.options.build_full_parser()       # core, per-loss, Symm-recipe and schedule flags
     args = parser.parse_args()
     loss_fn = loss.factory.build_loss_from_args(args)   # every flag checked first, one-line ValueError
 
 The rules come from the loss classes themselves (:class:`loss.base.MetricLoss`: ``takes_ee``,
 ``pair_layout``, ``wants_unit_embeddings``, ``needs_negatives``) and their constructor options
 from each class's ``options_from_flags``, so a new loss needs no line here. The flags and their
-ranges are ``utils.options``'s. The original's ``--alpha`` (10), ``--beta`` (1.2) and ``--sigma``
+ranges are ``loss.flags``'s. The original's ``--alpha`` (10), ``--beta`` (1.2) and ``--sigma``
 (0.5) were parsed and never used; their defaults differ from every paper's, so they stay unused and
 ``--margin`` stays HPHN's margin.
 """
-from utils.options import validate_loss_flags
+from loss.flags import validate_loss_flags
 
 from . import LOSSES, loss_class, normalize_loss_name
 
@@ -54,7 +54,7 @@ def _check_layout(name, cls, args):
 def _check_batch_classes(name, cls, batch_size, num_instances):
     """A loss that needs negatives gets batches of at least two classes.
 
-    The loss sees the whole batch, whatever the devices: ``utils.engine`` gathers every device's
+    The loss sees the whole batch, whatever the devices: ``train.step`` gathers every device's
     embeddings before the loss, so the classes of a batch are ``batch_size / num_instances`` (N
     classes x 2 images for the symmetrical losses, whose num_instances is 2), not those of one
     device's slice.
@@ -71,8 +71,8 @@ def _check_batch_classes(name, cls, batch_size, num_instances):
 
 def check_loss_args(args):
     """Refuse flags that do not make sense, with a one-sentence ValueError; returns the canonical
-    loss name. ``args`` is the namespace of ``utils.options.build_full_parser``: the ranges of the
-    loss flags (``utils.options.validate_loss_flags``), then what the chosen loss says it needs."""
+    loss name. ``args`` is the namespace of ``train.options.build_full_parser``: the ranges of the
+    loss flags (``loss.flags.validate_loss_flags``), then what the chosen loss says it needs."""
     validate_loss_flags(args)
     name = normalize_loss_name(args.loss)
     if name not in LOSSES:

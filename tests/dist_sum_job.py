@@ -3,7 +3,7 @@
     python3 -m tests.dist_sum_job MODE ROUNDS OUT_PATTERN
 
 Each round every worker sums a rank-seeded float32 vector over the workers (MODE ``server``: the
-kvstore's own push-pull, summed on the server in arrival order; ``ordered``: utils.ordered_sum),
+kvstore's own push-pull, summed on the server in arrival order; ``ordered``: train.ordered_sum),
 after a random delay so that the arrival order changes from round to round. Each worker saves the
 sums it got to ``OUT_PATTERN % rank``.
 """
@@ -14,7 +14,7 @@ import time
 import mxnet as mx
 import numpy as np
 
-from utils.ordered_sum import OrderedWorkerSum
+from train.ordered_sum import OrderedWorkerSum
 
 SIZE = 4096
 KEYS = 3

@@ -14,8 +14,8 @@ import time
 import mxnet as mx
 import numpy as np
 import pytest
-
 from conftest import SUBPROCESS_TIMEOUT
+
 from data.demo import generate_demo
 from utils.loopback_job import launch
 
@@ -52,14 +52,14 @@ def files_the_readme_does_not_name(folder):
 
 def single_process_reference(data_dir, num_workers, extra=()):
     """What the job computes, in one process: the W gradients of each iteration accumulated in rank
-    order (for W <= 3 the order utils.ordered_sum fixes: ``(g0 + g1) + g2``), then the optimiser's
+    order (for W <= 3 the order train.ordered_sum fixes: ``(g0 + g1) + g2``), then the optimiser's
     update."""
-    import main
     import data
     import loss.factory as loss_factory
+    import main
     import model
-    from utils.optimizer import build_trainer
-    from utils.schedules import lr_scheduler_from_args
+    from train.optimizer import build_trainer
+    from train.schedules import lr_scheduler_from_args
 
     args = main.build_full_parser().parse_args(["--data_dir=" + data_dir] + FLAGS + list(extra))
     args.kvstore = "device"
@@ -98,7 +98,7 @@ def single_process_reference(data_dir, num_workers, extra=()):
 @pytest.mark.parametrize("num_workers, num_servers", [
     (2, 1),
     # Three workers on two servers: keys spread unevenly, and a sum of three that the server would
-    # add in arrival order (utils.ordered_sum fixes the order; tests/test_distributed_sum.py).
+    # add in arrival order (train.ordered_sum fixes the order; tests/test_distributed_sum.py).
     (3, 2),
 ])
 def test_workers_agree_with_one_process(demo_dir, tmp_path, one_openmp_thread_environ, num_workers, num_servers):

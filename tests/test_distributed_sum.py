@@ -1,7 +1,7 @@
 """The gradient sum over three workers and two servers (loopback only, bounded by a timeout).
 
 The kvstore's own push-pull adds the workers' vectors in arrival order, and the order changes from
-step to step: the mechanism behind the 3-worker run-to-run differences. utils.ordered_sum gives
+step to step: the mechanism behind the 3-worker run-to-run differences. train.ordered_sum gives
 ``(g0 + g1) + g2`` every time. The expected sums are computed here with NumPy, one permutation at a
 time."""
 import itertools

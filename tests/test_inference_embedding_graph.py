@@ -6,12 +6,12 @@ import warnings
 import mxnet as mx
 import numpy as np
 import pytest
-
-from inference.batchnorm_folding import FOLDED_BIAS_SUFFIX, fold_batchnorm
-from inference.embedding_graph import for_inference
-from utils.engine import embed_batch
 from conftest import needs_bf16
 from test_utils_precision import batch, build_net, convolution_weights, cosines
+
+from inference.batch_embedding import embed_batch
+from inference.batchnorm_folding import FOLDED_BIAS_SUFFIX, fold_batchnorm
+from inference.embedding_graph import for_inference
 
 CPU = [mx.cpu(0)]
 

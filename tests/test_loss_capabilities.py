@@ -6,7 +6,7 @@ import pytest
 import loss
 from loss import LOSSES, MetricLoss, wants_unit_embeddings
 from loss.factory import build_loss_from_args, check_loss_args, ee_losses
-from utils.options import build_full_parser
+from train.options import build_full_parser
 
 
 @pytest.mark.parametrize("name", sorted(LOSSES))

@@ -3,10 +3,10 @@ import argparse
 
 import pytest
 
-from loss import LOSSES, HPHNTripletLoss
-from loss import wants_unit_embeddings as loss_wants_normalized_embeddings
+from loss import LOSSES, HPHNTripletLoss, wants_unit_embeddings as loss_wants_normalized_embeddings
 from loss.factory import build_loss_from_args, check_loss_args
-from utils.options import COMPAT_FLAG_HELP, add_loss_arguments, build_parser
+from loss.flags import COMPAT_FLAG_HELP, add_loss_arguments
+from train.options import build_parser
 
 
 def full_parser():
@@ -144,7 +144,7 @@ def test_existing_flags_are_not_redefined():
     assert added, "add_loss_arguments added nothing"
     for dest in ("loss", "margin", "soft_margin", "n_inner_pts", "ee_l2norm", "alpha", "beta", "sigma",
                  "num_instances"):
-        assert dest not in added, f"--{dest} must stay defined by utils/options.py only"
+        assert dest not in added, f"--{dest} must stay defined by train/options.py only"
     for action in full_parser()._actions:
         if action.dest in added:
             assert action.help, f"--{action.dest} needs a help sentence"

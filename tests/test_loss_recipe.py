@@ -5,8 +5,8 @@ import mxnet as mx
 import numpy as np
 import pytest
 
-from utils.regularization import l2_regularization, regularized_params, scale_gradients
-from utils.schedules import StepThenFixedScheduler, build_lr_scheduler, lr_scheduler_from_args
+from train.regularization import l2_regularization, regularized_params, scale_gradients
+from train.schedules import StepThenFixedScheduler, build_lr_scheduler, lr_scheduler_from_args
 
 
 # ----------------------------------------------------------------------------- schedules

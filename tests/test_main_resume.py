@@ -62,7 +62,7 @@ def event_scalars(save_dir):
     return tags
 
 
-RESTART_LINE = "starts again from the beginning"  # the log line of a restarted run (utils.run_folder)
+RESTART_LINE = "starts again from the beginning"  # the log line of a restarted run (utils.run.folder)
 
 
 def epoch_lines(save_dir):

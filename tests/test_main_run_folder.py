@@ -7,7 +7,6 @@ import os
 import shutil
 
 import pytest
-
 from test_main_resume import assert_same_run, resume_argv, run, train_argv
 
 
@@ -123,7 +122,7 @@ def test_disk_full_mid_run_loses_nothing_and_resumes(demo_dir, finished, tmp_pat
     line = one_error_line(proc)
     assert "checkpoint-e000002" in line and "disk is full" in line and "--resume=auto" in line, line
     assert not glob.glob(os.path.join(save_dir, "*.tmp")), "no partial file is left"
-    from utils import checkpoint
+    from utils.run import checkpoint
 
     for path, _ in checkpoint.list_checkpoints(save_dir):
         assert checkpoint.verify(path)[0] is not None, "earlier checkpoint %s damaged" % path
@@ -223,7 +222,7 @@ def test_a_really_full_disk_mid_run(demo_dir, finished, small_disk):
     line = one_error_line(run(train_argv(demo_dir, save_dir, "--eval_epoch_term=1", "--keep_checkpoints=1")))
     assert "disk is full" in line and save_dir in line and "--resume=auto" in line, line
     assert not glob.glob(os.path.join(save_dir, "*.tmp")), "no partial file is left"
-    from utils import checkpoint
+    from utils.run import checkpoint
 
     listed = checkpoint.list_checkpoints(save_dir)
     assert listed and all(checkpoint.verify(path)[0] is not None for path, _ in listed), \

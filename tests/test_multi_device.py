@@ -5,7 +5,7 @@ import numpy as np
 
 import model
 from loss import get_loss
-from utils.engine import forward_backward
+from train.step import forward_backward
 
 
 def _setup(ctx, num_instances=4):
@@ -86,10 +86,10 @@ import subprocess  # noqa: E402
 import sys  # noqa: E402
 
 import pytest  # noqa: E402
-
 from conftest import SUBPROCESS_TIMEOUT, subprocess_env  # noqa: E402
+
 from data.demo import generate_demo  # noqa: E402
-from utils.optimizer import device_free_states  # noqa: E402
+from train.optimizer import device_free_states  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 

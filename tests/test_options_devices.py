@@ -4,8 +4,9 @@ import argparse
 import mxnet as mx
 import pytest
 
+from train.options import build_parser, validate_args
 from utils.devices import parse_gpu_idx, resolve_contexts
-from utils.options import build_parser, int_list, str2bool, validate_args
+from utils.flags import int_list, str2bool
 
 SEED_COMMAND = (
     "--gpu_idx=0 --data_name=cars196 --backbone=googlenet --embed_dim=512 --loss=hphn_triplet "

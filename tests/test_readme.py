@@ -46,7 +46,7 @@ def test_layout_names_every_top_level_part():
 def test_the_boolean_spellings_the_readme_names_are_str2bools():
     import argparse
 
-    from utils.options import str2bool
+    from utils.flags import str2bool
 
     match = re.search(r"booleans take (.*?) for true and (.*?) for false, in any letter case\s*\((.*?)\)"
                       r"(.*?); anything else \((.*?)\) is an error", _readme(), re.S)

@@ -3,6 +3,7 @@ import numpy as np
 import pytest
 
 from utils import metrics as M
+from utils.metrics import knn_search
 
 
 def ranked_others(embeddings, q):
@@ -75,7 +76,7 @@ def test_topk_threshold_path_equals_full_sort():
     scores = rng.integers(0, 50, size=(13, 3000)).astype(np.float32)
     scores[:, 7] = -np.inf
     for k in (1, 10, 100):
-        got = M._topk_rows(scores, k)
+        got = knn_search._topk_rows(scores, k)
         for r in range(13):
             want = sorted(range(3000), key=lambda c: (-scores[r, c], c))[:k]
             assert list(got[r]) == want, "row %d, k=%d: threshold top-k differs from a full sort" % (r, k)
@@ -141,7 +142,7 @@ def test_missing_faiss_is_a_clear_error(monkeypatch):
             raise ImportError("No module named 'faiss'")
         return real_import(name, *args, **kwargs)
 
-    monkeypatch.setattr(M.importlib, "import_module",
+    monkeypatch.setattr(knn_search.importlib, "import_module",
                         lambda name: no_faiss(name) if name == "faiss" else real_import(name))
     x, labels = random_data(7)
     with pytest.raises(ValueError, match="faiss is not installed; pip install faiss-cpu==1.8.0.post1"):

@@ -3,12 +3,12 @@ network with the same weights, and float16's dynamic loss scaling (its logic, on
 import mxnet as mx
 import numpy as np
 import pytest
+from conftest import needs_bf16, write_cpuinfo
 
 import model
-from conftest import needs_bf16, write_cpuinfo
 from loss import get_loss
+from train.step import forward_backward
 from utils import precision
-from utils.engine import forward_backward
 
 CPU = [mx.cpu(0)]
 
@@ -269,7 +269,7 @@ def test_loss_scaler_state_round_trips():
 def test_checkpoint_meta_carries_the_loss_scaler_to_the_resumed_state():
     import argparse
 
-    from utils.training import resumed_state
+    from train.loop import resumed_state
 
     meta = {"epoch": 1, "batch_in_epoch": 2, "global_step": 6, "epoch_loss": [0.5, 2],
             "pending_eval": None, "pending_row": None, "results": {}, "run_files": {}}

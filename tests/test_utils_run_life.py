@@ -9,8 +9,8 @@ import mxnet as mx
 import numpy as np
 import pytest
 
-from utils import checkpoint, faults, run_folder, storage
-from utils.interrupts import Interrupts, RunInterrupted
+from utils.run import checkpoint, faults, folder as run_folder, storage
+from utils.run.interrupts import Interrupts, RunInterrupted
 
 
 def _net():

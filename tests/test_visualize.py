@@ -10,9 +10,9 @@ from tensorboard.plugins.projector.projector_config_pb2 import ProjectorConfig
 from tensorboardX import SummaryWriter
 
 from utils.metrics import nearest_neighbors
-from utils.visualize import (GREEN, QUERY_COLOUR, RED, grid_layout, grid_legend, header_height, log_projector,
-                             log_retrieval_grid, pick_fixed_queries, query_neighbors, retrieval_grid,
-                             subsample_indices)
+from utils.summary.grid import (GREEN, QUERY_COLOUR, RED, grid_layout, grid_legend, header_height,
+                                log_retrieval_grid, pick_fixed_queries, query_neighbors, retrieval_grid)
+from utils.summary.projector import log_projector, subsample_indices
 
 
 def _flat(value, size=10):

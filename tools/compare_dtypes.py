@@ -14,8 +14,8 @@ import re
 import statistics
 import sys
 
-from utils import run_folder
 from utils.errors import OneLineParser
+from utils.run import folder as run_folder
 
 RUN_NAME = re.compile(r"^(?P<kind>[a-z]+)-(?P<dtype>float32|bfloat16|float16)-s(?P<seed>\d+)$")
 DTYPES = ("float32", "bfloat16")

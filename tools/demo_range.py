@@ -16,8 +16,8 @@ import re
 import statistics
 import sys
 
-from utils import run_folder
 from utils.errors import OneLineParser
+from utils.run import folder as run_folder
 
 RUN_NAME = re.compile(r"^(?P<kernels>[a-z0-9]+)-t(?P<threads>\d+)-s(?P<seed>\d+)$")
 LOG_TIME = re.compile(r"^(\d\d):(\d\d):(\d\d) ")  # utils.logs.DATEFMT

@@ -7,7 +7,7 @@ import argparse
 import re
 import sys
 
-from utils.options import build_full_parser
+from train.options import build_full_parser
 
 
 def flags_markdown():

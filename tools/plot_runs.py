@@ -12,8 +12,8 @@ import json
 import os
 import sys
 
-from utils import run_folder
 from utils.errors import OneLineParser
+from utils.run import folder as run_folder
 
 
 def read_curve(save_dir, metric):

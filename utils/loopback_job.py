@@ -23,7 +23,7 @@ LOOPBACK = "127.0.0.1"
 # The scheduler and the servers are MXNet itself: importing mxnet with DMLC_ROLE set serves the
 # kvstore until the workers are done.
 SERVER_COMMAND = [sys.executable, "-c", "import mxnet"]
-RANK_LINE = re.compile(r"kvstore rank (\d+) of \d+ workers")  # what main.py logs (utils.optimizer)
+RANK_LINE = re.compile(r"kvstore rank (\d+) of \d+ workers")  # what main.py logs (train.optimizer)
 LAST_LINE_CHARS = 400  # a last line longer than this is cut (one line in a terminal, roughly)
 STOP_GRACE = 10.0  # seconds between SIGTERM and SIGKILL when the job is stopped
 

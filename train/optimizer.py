@@ -4,8 +4,7 @@ import pickle
 
 import mxnet as mx
 
-from utils.ordered_sum import OrderedSumTrainer
-
+from train.ordered_sum import OrderedSumTrainer
 
 # What a parameter-server launcher (tools.launch_loopback, MXNet's tools/launch.py) sets for each
 # process; without them MXNet's kvstore fails in C++ (a check on DMLC_NUM_WORKER).
@@ -14,7 +13,7 @@ LAUNCHER_ENV = ("DMLC_ROLE", "DMLC_PS_ROOT_URI", "DMLC_PS_ROOT_PORT", "DMLC_NUM_
 
 def check_kvstore(kvstore_name, ctx, environ=None):
     """One-line ValueError when this process cannot use the kvstore ``kvstore_name`` (a name of
-    ``utils.options.KVSTORES``): nccl without an MXNet built with NCCL or on CPU contexts (MXNet
+    ``train.options.KVSTORES``): nccl without an MXNet built with NCCL or on CPU contexts (MXNet
     would stop at the first update, after the run folder is written), ``dist_*`` without the
     launcher's environment."""
     if kvstore_name == "nccl":
@@ -58,7 +57,7 @@ def build_trainer(net, args, kvstore=None):
         options = {"learning_rate": args.lr, "wd": args.wd, "momentum": args.momentum}
     # Distributed: workers apply the updates themselves (the optimiser state then lives with the
     # worker and goes into its checkpoints); the kvstore only sums gradients, in an order fixed by
-    # rank (utils.ordered_sum), so that a job gives the same parameters every time it runs.
+    # rank (train.ordered_sum), so that a job gives the same parameters every time it runs.
     if kvstore is not None and not isinstance(kvstore, str):
         return OrderedSumTrainer(net.collect_params(), args.optim, options, kvstore=kvstore,
                                  update_on_kvstore=False)

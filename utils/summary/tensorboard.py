@@ -4,9 +4,9 @@ Tags: ``loss`` and ``lr`` every ``summary_step`` iterations (x = global step); `
 epoch's mean loss) and ``lr_epoch`` (x = epoch); ``metric/R{k}`` (x = global step),
 ``metric_epoch/R{k}`` (x = epoch), and the best R@1 so far as ``metric/R{k}/best`` and
 ``metric_epoch/R{k}/best`` whenever it improves. The metric tags carry a description (the ⓘ of
-their card). The event files lie in the run folder itself (``utils.run_folder.tensorboard_dir``),
+their card). The event files lie in the run folder itself (``utils.run.folder.tensorboard_dir``),
 so ``tensorboard --logdir=results`` lists each run by its folder's name; the run's settings are
-written once at its start (``utils.run_settings``).
+written once at its start (``utils.summary.settings``).
 """
 import csv
 import io
@@ -15,9 +15,10 @@ import os
 from tensorboardX import FileWriter, SummaryWriter
 from tensorboardX.event_file_writer import EventsWriter
 
-from . import described, storage
-from .run_folder import SUMMARY_CSV, tensorboard_dir
-from .run_settings import write_settings
+from utils.run import storage
+from utils.run.folder import SUMMARY_CSV, tensorboard_dir
+from utils.summary import described
+from utils.summary.settings import write_settings
 
 
 class _NullWriter:

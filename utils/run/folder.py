@@ -12,7 +12,7 @@ Files of a run::
     results.json         epochs trained; metrics before training, at the best and the last evaluation
     model_last.params    the parameters at the last evaluation
     model_best.params    the parameters at the best evaluation (by the first --recallk rank)
-    checkpoint-*         checkpoints (utils.checkpoint)
+    checkpoint-*         checkpoints (utils.run.checkpoint)
     skipped_images.txt   images left out by --skip_bad_images
     export/              the exported network (--export=True)
     previous-TIME/       a run set aside by --overwrite=True
@@ -37,7 +37,7 @@ import os
 import shutil
 import sys
 
-from . import checkpoint, storage
+from utils.run import checkpoint, storage
 
 logger = logging.getLogger(__name__)
 

@@ -1,14 +1,14 @@
-"""One training step, embedding a dataset, and evaluation: what the training loop (utils.training) calls."""
+"""One training update: the batch split over the devices, forward, loss of the whole batch, backward,
+and the update when the loss is finite (what the training loop, ``train.loop``, calls).
+"""
 import logging
-import time
 
 import mxnet as mx
 import numpy as np
-from tqdm import tqdm
 
-from . import faults
-from .metrics import evaluate_embeddings, l2_normalize, non_finite_rows
-from .precision import loss_scale_for_step
+from utils.precision import loss_scale_for_step
+from utils.run import faults
+
 from .regularization import l2_regularization, scale_gradients
 
 logger = logging.getLogger(__name__)
@@ -90,7 +90,7 @@ def train_step(net, loss_fn, trainer, images, labels, ctx, learning_rate, step_o
         On a non-finite loss, raise ``NonFiniteLossError`` (naming ``where``; the caller adds how
         to go on) before updating, or skip the update and return None.
     step : int
-        The global step this iteration completes (fault injection, see ``utils.faults``).
+        The global step this iteration completes (fault injection, see ``utils.run.faults``).
     before_update : callable, optional
         Called after the backward pass, right before the update.
 
@@ -115,70 +115,3 @@ def train_step(net, loss_fn, trainer, images, labels, ctx, learning_rate, step_o
         before_update()
     trainer.step(1)
     return value
-
-
-def share_untrained_parameters(net):
-    """Give every device's copy of the parameters that are not trained (BatchNorm's running mean and
-    variance) their average over the devices: the value ``save_parameters`` writes.
-
-    Data parallelism keeps one set of running statistics per device, each from its slices. Their
-    update is an exponential moving average, which is linear, so replacing each by the average
-    leaves every later average, and so every saved file, as it would have been.
-    """
-    for param in net.collect_params().values():
-        # A parameter still waiting for its deferred initialisation (no forward pass yet, e.g. the
-        # evaluation before training) gets the same initial value on every device.
-        if param.grad_req == "null" and param._data is not None and len(param.list_ctx()) > 1:
-            param.set_data(param._reduce())
-
-
-def embed_batch(net, images, ctx):
-    """The network's outputs for one batch split over ``ctx`` (unevenly when needed), as a
-    float32 NumPy array; a batch smaller than the number of devices goes to the first ones."""
-    devices = ctx[: min(len(ctx), images.shape[0])]
-    parts = mx.gluon.utils.split_and_load(images, devices, even_split=False)
-    outputs = [net(part) for part in parts]
-    return np.concatenate([output.asnumpy() for output in outputs], axis=0).astype(np.float32, copy=False)
-
-
-def embed_dataset(net, loader, ctx, progress=True, desc="embedding", after_batch=None):
-    """Embeddings of every image of ``loader`` (in order), as a float32 (N, D) NumPy array.
-
-    Batches are split over ``ctx`` unevenly when needed, so any batch size works.
-    ``after_batch(index)``, when given, is called after each batch.
-    """
-    chunks = []
-    batches = tqdm(loader, disable=not progress, desc=desc, leave=False, unit="batch", dynamic_ncols=True)
-    for index, (images, _) in enumerate(batches):
-        chunks.append(embed_batch(net, images, ctx))
-        if after_batch is not None:
-            after_batch(index)
-    return np.concatenate(chunks, axis=0).astype(np.float32, copy=False)
-
-
-def warn_non_finite(embeddings, what):
-    """The number of rows of ``embeddings`` that are not finite, logged as a warning when > 0."""
-    count = int(non_finite_rows(embeddings).sum())
-    if count:
-        logger.warning("%d of %d %s are not finite (NaN or inf); they are left out of the gallery "
-                       "and count as misses as queries", count, len(embeddings), what)
-    return count
-
-
-def evaluate(net, loader, labels, ctx, ks, progress=True, return_embeddings=False,
-             metrics=("recall",), knn="numpy", cluster_backend="auto", after_batch=None):
-    """Metrics of the test split (query = gallery, self excluded) as a flat dict
-    (``{'R@1': ..., 'MAP@R': ..., 'NMI': ...}``, see ``utils.metrics.evaluate_embeddings``), and
-    the unit-norm embeddings too when ``return_embeddings`` (rows that are not finite stay so:
-    ``utils.metrics.non_finite_rows`` counts them)."""
-    start = time.time()
-    embeddings = embed_dataset(net, loader, ctx, progress=progress, desc="evaluating",
-                               after_batch=after_batch)
-    # Parameters broken by too high a learning rate (the loss may stay finite meanwhile).
-    warn_non_finite(embeddings, "test embeddings")
-    # Unit vectors for evaluation whatever the network returns (the Symm losses train unnormalised).
-    embeddings = l2_normalize(embeddings)
-    values = evaluate_embeddings(embeddings, labels, ks, metrics=metrics, knn=knn,
-                                 cluster_backend=cluster_backend)
-    logger.info("evaluated %d images in %.1f s", len(labels), time.time() - start)
-    return (values, embeddings) if return_embeddings else values

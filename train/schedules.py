@@ -84,7 +84,7 @@ def build_lr_scheduler(kind, base_lr, steps=None, factor=0.5, halve_every=5000, 
 
 
 def lr_scheduler_from_args(args, iters_per_epoch):
-    """The scheduler selected by ``--lr_schedule`` (flags of utils/options.py + loss/factory.py).
+    """The scheduler selected by ``--lr_schedule`` (flags of loss/flags.py).
 
     multifactor: x --lr_decay_factor at each epoch of --lr_decay_epochs (converted to iterations);
     step: halved every --lr_step_iters iterations, --lr_fixed from --lr_fix_after_iters on.

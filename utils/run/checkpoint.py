@@ -8,9 +8,9 @@ global step; ``-pre-eval`` when the epoch's evaluation was still to run) in the 
 - ``STEM.json``: the run state (epoch, batches done within it, global step, results so far, the
   epoch's running loss, whether an evaluation is pending, random states), the size and SHA-256 of
   the two files above, and the sizes of the run's append-only files at that point (see
-  ``utils.run_folder``).
+  ``utils.run.folder``).
 
-The parameters and states go first, the JSON last, each through ``utils.storage`` (temporary name,
+The parameters and states go first, the JSON last, each through ``utils.run.storage`` (temporary name,
 fsync, rename): a checkpoint exists once its JSON does, and the JSON vouches for the other two.
 ``find_intact`` takes the newest checkpoint whose files match their checksums and says why newer
 ones were passed over.
@@ -23,8 +23,8 @@ import random
 
 import numpy as np
 
-from . import faults, storage
-from .errors import one_line
+from utils.errors import one_line
+from utils.run import faults, storage
 
 logger = logging.getLogger(__name__)
 
@@ -144,7 +144,7 @@ def find_intact(save_dir, wanted=None):
             return path, meta, skipped
         skipped.append((os.path.basename(path), reason))
     # A run that stopped before its first checkpoint does not come here: it starts again
-    # (utils.run_folder.restart). These runs had checkpoints, and none can be used.
+    # (utils.run.folder.restart). These runs had checkpoints, and none can be used.
     start_over = ("start the run over with its command and --overwrite=True instead of --resume (its "
                   "files are moved into previous-TIME inside it), or choose another --save_dir")
     if skipped:

@@ -9,7 +9,7 @@ The loop's position is one JSON-able dict, ``state``, which every checkpoint sto
   ``pending_row`` (that epoch's summary.csv row, completed by the metrics): an evaluation that
   was due and had not finished is run first after a resume;
 - ``results``: what ``results.json`` holds; ``run_files``: the sizes of the run folder's
-  append-only files at that point (``utils.run_folder``).
+  append-only files at that point (``utils.run.folder``).
 
 Checkpoints are written after the evaluation before training, after every evaluation, and when
 the run is stopped (Ctrl-C, SIGTERM, an image that cannot be decoded); no checkpoint is written of
@@ -22,7 +22,7 @@ it is written (no model_last/model_best, summary.csv row, results or checkpoint)
 checkpoint and model_best.params stay those of good states, to resume from with a lower learning
 rate. Under ``--nan_policy=skip_batch``, which tolerates what diverged, it is recorded (its count in
 ``non_finite``) and the run goes on. Embeddings that are only partly non-finite are counted and
-warned about (``utils.engine.warn_non_finite``) and compete for the best as they are. The
+warned about (``inference.batch_embedding.warn_non_finite``) and compete for the best as they are. The
 evaluation before training is a baseline, never the best, and is recorded whatever it holds.
 """
 import logging
@@ -33,17 +33,17 @@ from tqdm import tqdm
 
 from data.transforms import ImageDecodeError
 from model import materialize
-
-from . import checkpoint, faults, run_folder, storage
-from .engine import (NonFiniteEmbeddingsError, NonFiniteLossError, evaluate, share_untrained_parameters,
-                     train_step)
-from .interrupts import RunInterrupted
-from .metrics import non_finite_rows
-from .optimizer import broadcast_initial_parameters, device_free_states
-from .options import metric_keys
-from .precision import loss_scaler_state, use_float32
-from .schedules import rate_flag
-from .visualize import log_projector, log_retrieval_grid, pick_fixed_queries
+from train.evaluation import evaluate, share_untrained_parameters
+from train.optimizer import broadcast_initial_parameters, device_free_states
+from train.schedules import rate_flag
+from train.step import NonFiniteEmbeddingsError, NonFiniteLossError, train_step
+from utils.metrics import non_finite_rows
+from utils.metrics.names import metric_keys
+from utils.precision import loss_scaler_state, use_float32
+from utils.run import checkpoint, faults, folder as run_folder, storage
+from utils.run.interrupts import RunInterrupted
+from utils.summary.grid import log_retrieval_grid, pick_fixed_queries
+from utils.summary.projector import log_projector
 
 logger = logging.getLogger("ee_gluon")
 
@@ -182,7 +182,7 @@ class TrainingLoop:
 
     def _before_first_update(self):
         """Distributed: the chief's parameters reach every worker before any gradient is pushed
-        (``utils.optimizer.broadcast_initial_parameters``). Done after the first backward pass, as
+        (``train.optimizer.broadcast_initial_parameters``). Done after the first backward pass, as
         the Trainer itself would: measured here, an inference-mode forward pass on every worker
         before that broadcast made the server answer a pull of a key before its initialisation."""
         broadcast_initial_parameters(self.trainer, self.kvstore)

@@ -14,7 +14,7 @@ import os
 import shutil
 import tempfile
 
-from . import faults
+from utils.run import faults
 
 _CAUSES = {
     errno.ENOSPC: "the disk is full",
