@@ -31,6 +31,7 @@ import numpy as np
 
 from .demo_spec import SPEC
 from .meta import write_split
+from .split_manifest import manifest_sha256, write_manifest
 
 logger = logging.getLogger(__name__)
 
@@ -271,6 +272,8 @@ def generate_demo(out_dir, classes=48, per_class=40, size=72, seed=0, force=Fals
     _check_settings(classes, per_class, size, seed)
     settings = _settings(classes, per_class, size, seed)
     if not force and _is_complete(out_dir, settings):
+        if manifest_sha256(out_dir) is None:  # generated before manifests existed
+            write_manifest(out_dir)
         logger.info("demo dataset in %s is complete (%s); not regenerating", out_dir, settings)
         return out_dir
     started = time.time()
@@ -284,6 +287,7 @@ def generate_demo(out_dir, classes=48, per_class=40, size=72, seed=0, force=Fals
     train_rows, test_rows = _render_all(out_dir, image_root, classes, per_class, size, seed)
     write_split(os.path.join(out_dir, "train.txt"), train_rows)
     write_split(os.path.join(out_dir, "test.txt"), test_rows)
+    write_manifest(out_dir)
     tmp_stamp = stamp_path + ".tmp"
     with open(tmp_stamp, "w", encoding="utf-8") as handle:
         json.dump(settings, handle, indent=1, sort_keys=True)

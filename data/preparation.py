@@ -11,6 +11,7 @@ import urllib.request
 import zipfile
 
 from .meta import write_split
+from .split_manifest import write_manifest
 
 logger = logging.getLogger(__name__)
 
@@ -157,6 +158,7 @@ def write_splits(data_dir, train_rows, test_rows, name):
     """Write ``train.txt`` and ``test.txt`` into ``data_dir``; returns the counts of both sides."""
     write_split(os.path.join(data_dir, "train.txt"), train_rows)
     write_split(os.path.join(data_dir, "test.txt"), test_rows)
+    write_manifest(data_dir)
     summary = {
         "num_train_images": len(train_rows),
         "num_test_images": len(test_rows),
