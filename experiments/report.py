@@ -136,48 +136,57 @@ def _selected(line):
     return " and ".join(sorted("test (test-selected)" if s == "test" else s for s in line.selected_on))
 
 
+def _paper_line(row, metrics):
+    figures = [("%.1f" % row.paper_figures[m]) if row.paper_figures.get(m) is not None else "-" for m in metrics]
+    label = row.paper_label + ", " if row.paper_label else ""
+    return "| %s | paper (%s%s) | - | - | %s |" % (row.name, label, "reference: another method" if row.reference
+                                                 else "its table", " | ".join(figures))
+
+
 def markdown(table, lines):
-    """The report as a Markdown table: per row, the paper's figures, then each protocol's line."""
+    """The report as Markdown: per dataset a table; per row the paper's figures, then each protocol's
+    line of this toolkit's runs."""
     scale = _scale(table)
-    header = ["row", "protocol", "selected on", "runs"] + table.metrics
     out = ["# %s" % (table.title or table.name), "", "Figures in %s; mean ± sd [95 %% interval] over the "
            "runs at the selected epoch. A test-selected figure was chosen on the test classes (the "
-           "release's protocol)." % table.units, "", "| " + " | ".join(header) + " |",
-           "|" + "---|" * len(header)]
+           "release's protocol)." % table.units]
     by_row = {}
     for line in lines:
         by_row.setdefault(line.row, []).append(line)
-    for row in table.rows:
-        if row.paper_figures:
-            figures = [("%.1f" % row.paper_figures[m]) if row.paper_figures.get(m) is not None else "-"
-                       for m in table.metrics]
-            out.append("| %s | paper | %s | - | %s |" % (row.name, row.figures_source or "-", " | ".join(figures)))
-        if not row.trainable:
-            out.append("| %s | - | - | not trainable here | %s |" % (row.name, " | ".join("-" for _ in table.metrics)))
-        for line in by_row.get(row.name, []):
-            protocol = line.protocol + (" (%s)" % line.kind if line.kind else "")
-            cells = [_cell(line.values.get(m, []), scale) for m in table.metrics]
-            out.append("| %s | %s | %s | %s | %s |" % (row.name, protocol, _selected(line), _state(line),
-                                                       " | ".join(cells)))
+    for dataset in table.datasets():
+        metrics = table.metrics_of(dataset)
+        header = ["row", "protocol", "selected on", "runs"] + metrics
+        out += ["", "## %s" % dataset, "", "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+        for row in (r for r in table.rows if r.dataset == dataset):
+            if row.paper_figures:
+                out.append(_paper_line(row, metrics))
+            if not row.trainable and not row.reference:
+                out.append("| %s | - | - | not trainable here | %s |" % (row.name, " | ".join("-" for _ in metrics)))
+            for line in by_row.get(row.name, []):
+                protocol = line.protocol + (" (%s)" % line.kind if line.kind else "")
+                cells = [_cell(line.values.get(m, []), scale) for m in metrics]
+                out.append("| %s | %s | %s | %s | %s |" % (row.name, protocol, _selected(line), _state(line),
+                                                           " | ".join(cells)))
     return "\n".join(out) + "\n"
 
 
 def write_csv(path, table, lines):
     """One line per row, protocol (and k-fold kind) and metric, in the table's units."""
     scale = _scale(table)
-    paper = {row.name: row.paper_figures for row in table.rows}
+    rows = {row.name: row for row in table.rows}
     with open(path, "w", newline="", encoding="utf-8") as handle:
         writer = csv.writer(handle)
         writer.writerow(["row", "protocol", "kind", "selected_on", "runs_done", "runs_planned", "metric",
                          "mean", "sd", "ci95_low", "ci95_high", "paper"])
         for line in lines:
-            for metric in table.metrics:
+            paper = rows[line.row].paper_figures
+            for metric in table.metrics_of(rows[line.row].dataset):
                 values = [v * scale for v in line.values.get(metric, [])]
                 stats = interval(values) if values else (float("nan"),) * 4
                 writer.writerow([line.row, line.protocol, line.kind, "+".join(sorted(line.selected_on)),
                                  line.runs, sum(line.status.values()), metric]
                                 + ["" if math.isnan(v) else "%.4f" % v for v in stats]
-                                + [paper.get(line.row, {}).get(metric, "")])
+                                + [paper.get(metric, "")])
 
 
 def plot_pairs(table, runs, out_dir, metric="R@1"):

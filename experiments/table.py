@@ -6,9 +6,11 @@ A table is a JSON file in ``experiments/tables/NAME.json``::
      "metrics": ["NMI", "F1", "R@1", ...],          # the columns, in the paper's order
      "common_flags": {"backbone": "googlenet", ...},  # main.py flags of every row (no dashes)
      "protocol": {"val_classes": 0.5, "folds": 4},    # optional: the fair protocol's split sizes
+     "metrics_by_dataset": {"sop": ["NMI", "F1", "R@1", "R@10", "R@100"]},  # optional
      "rows": [{"name": "cars196/hphn_triplet/ee", "pair": "cars196/hphn_triplet",
-               "synthesis": "ee" | "symm" | "none", "flags": {...} | null,
+               "synthesis": "ee" | "symm" | "none", "flags": {...} | null, "paper_label": "EE + Triplet†",
                "flags_source": ..., "paper_figures": {"R@1": 74.5, ...}, "figures_source": ...}],
+     "reference_rows": [...],   # other methods the paper prints, figures only
      "notes": [...]}
 
 A row trains with ``common_flags`` updated by its ``flags``; a row whose flags are ``null`` cannot be
@@ -33,10 +35,17 @@ class Row:
     paper_figures: dict = field(default_factory=dict)
     flags_source: str = ""
     figures_source: str = ""
+    paper_label: str = ""
+    reference: bool = False  # another method printed in the paper's table, for comparison only
 
     @property
     def trainable(self):
         return self.flags is not None
+
+    @property
+    def dataset(self):
+        """The dataset part of the row's name (``cars196`` of ``cars196/hphn_triplet/ee``)."""
+        return self.name.split("/", 1)[0]
 
 
 @dataclass
@@ -51,6 +60,15 @@ class Table:
     rows: list
     protocol: dict = field(default_factory=dict)
     notes: list = field(default_factory=list)
+    metrics_by_dataset: dict = field(default_factory=dict)  # a dataset's own columns (SOP's R@K)
+
+    def metrics_of(self, dataset):
+        """The columns of ``dataset``'s rows (the table's ``metrics`` unless it names others)."""
+        return list(self.metrics_by_dataset.get(dataset, self.metrics))
+
+    def datasets(self):
+        """The datasets of the rows, in the order they first appear."""
+        return list(dict.fromkeys(row.dataset for row in self.rows))
 
     def row(self, name):
         for row in self.rows:
@@ -80,18 +98,22 @@ def _require(mapping, key, where):
     return mapping[key]
 
 
-def _row(entry, common, where):
+def _row(entry, common, where, reference=False):
     name = _require(entry, "name", where)
-    flags = entry.get("flags", {})
+    flags = None if reference else entry.get("flags", {})
     return Row(name=name, flags=None if flags is None else dict(common, **flags), pair=entry.get("pair"),
                synthesis=entry.get("synthesis", "none"), paper_figures=entry.get("paper_figures") or {},
-               flags_source=entry.get("flags_source", ""), figures_source=entry.get("figures_source", ""))
+               flags_source=entry.get("flags_source", ""), figures_source=entry.get("figures_source", ""),
+               paper_label=entry.get("paper_label", ""), reference=reference)
 
 
 def parse_table(data, where="table"):
     """A :class:`Table` from the decoded JSON ``data``; one-line ValueError naming what is wrong."""
-    rows = [_row(entry, data.get("common_flags", {}), "%s row %d" % (where, index + 1))
+    common = data.get("common_flags", {})
+    rows = [_row(entry, common, "%s row %d" % (where, index + 1))
             for index, entry in enumerate(_require(data, "rows", where))]
+    rows += [_row(entry, common, "%s reference row %d" % (where, index + 1), reference=True)
+             for index, entry in enumerate(data.get("reference_rows") or [])]
     names = [row.name for row in rows]
     repeated = sorted({name for name in names if names.count(name) > 1})
     if repeated:
@@ -101,7 +123,8 @@ def parse_table(data, where="table"):
         raise ValueError("%s: units must be percent or fraction, got %r" % (where, units))
     return Table(name=_require(data, "name", where), title=data.get("title", ""), paper=data.get("paper", ""),
                  units=units, metrics=list(_require(data, "metrics", where)), rows=rows,
-                 protocol=dict(data.get("protocol") or {}), notes=list(data.get("notes") or []))
+                 protocol=dict(data.get("protocol") or {}), notes=list(data.get("notes") or []),
+                 metrics_by_dataset=dict(data.get("metrics_by_dataset") or {}))
 
 
 def load_table(name, tables_dir=TABLES_DIR):

@@ -100,7 +100,7 @@ def test_the_report_gives_mean_sd_and_a_t_interval_and_says_what_is_missing(tmp_
     assert high - mean == pytest.approx(4.302652729911275 * want_sd / math.sqrt(3)), "t(0.975, 2) interval"
     assert ee.runs == 3 and none.runs == 0 and none.status == {"partial": 1, "new": 2}
     text = markdown(table, lines)
-    assert "| demo/ee | paper | - | - | 50.0 | - |" in text, text
+    assert "| demo/ee | paper (its table) | - | - | 50.0 | - |" in text, text
     assert "60.00 ± 10.00" in text and "test (test-selected)" in text, text
     assert "0 of 3 done, 1 running or stopped, 2 not started" in text, text
     assert "demo/absent | - | - | not trainable here" in text, text
@@ -151,3 +151,12 @@ def test_concatenated_joins_unit_embeddings_image_by_image_and_keeps_the_result(
     assert got == evaluate_embeddings(want, labels, [1, 2], metrics=["recall"]), got
     assert len(calls) == 3 and os.path.isfile(tmp_path / "kfold" / "concatenated-seed-0.json")
     assert concatenated_metrics(dirs, embed=embed) == got and len(calls) == 3, "kept, not embedded again"
+
+
+def test_each_dataset_has_its_own_columns_and_the_papers_reference_rows_are_shown():
+    table = load_table("ee_cvpr2020")
+    text = markdown(table, [])
+    sop = text[text.index("## sop"):]
+    assert "| row | protocol | selected on | runs | NMI | F1 | R@1 | R@10 | R@100 |" in sop, sop[:300]
+    assert "reference: another method" in text, "DAML / HDML rows are printed beside the paper's own"
+    assert table.metrics_of("cars196") == ["NMI", "F1", "R@1", "R@2", "R@4", "R@8"]
