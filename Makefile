@@ -7,7 +7,7 @@ STAMP := $(VENV)/.requirements.stamp
 DEMO_DIR := data/demo
 DEMO_SAVE := results/demo
 # GoogLeNet trained from scratch does not learn the demo task within minutes on a CPU (see
-# README); the demo uses the registry's ResNet-18. `make demo DEMO_BACKBONE=googlenet` runs GoogLeNet.
+# docs/demo.md); the demo uses the registry's ResNet-18. `make demo DEMO_BACKBONE=googlenet` runs GoogLeNet.
 DEMO_BACKBONE ?= resnet18_v1
 NUM_THREADS ?= $(shell nproc 2>/dev/null || echo 2)
 
@@ -45,7 +45,7 @@ compare: venv
 	$(PY) -m tools.plot_runs results/inner-2 results/inner-0 --metric R@1 -o results/compare.png \
 		--title "demo: HPHN-triplet with EE (n = 2) and without (n = 0)"
 
-# bfloat16 against float32 on the demo over seeds (README, Mixed precision), one OpenMP thread per
+# bfloat16 against float32 on the demo over seeds (docs/mixed-precision.md), one OpenMP thread per
 # run (`make -j2 compare-dtypes` runs two at a time): from scratch (DTYPE_SEEDS), and fine-tuned
 # for 60 epochs from the float32 run of seed FINETUNE_FROM (FINETUNE_SEEDS). A run already in
 # results/dtypes is kept; `rm -rf results/dtypes` starts afresh.
@@ -76,7 +76,7 @@ results/dtypes/finetune-%/results.json: results/dtypes/scratch-float32-s$(FINETU
 compare-dtypes: $(DTYPE_RUNS)
 	$(PY) -m tools.compare_dtypes results/dtypes
 
-# What `make demo` reaches over seeds and CPU kernels (README, Two commands), one OpenMP thread per
+# What `make demo` reaches over seeds and CPU kernels (docs/demo.md), one OpenMP thread per
 # run (`make -j2 demo-range` runs two at a time): every seed of DEMO_RANGE_SEEDS with oneDNN's
 # own choice, AVX-512 (on a CPU that has it), and with its AVX2 kernels (DNNL_MAX_CPU_ISA=AVX2, the
 # kernels of a CPU without AVX-512). A finished run in results/demo-range is kept.

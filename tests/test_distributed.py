@@ -42,9 +42,11 @@ def job_logs(log_dir):
 
 
 def files_the_readme_does_not_name(folder):
-    """Files of a run folder that README.md does not name in backquotes; a name is compared up to its
-    first digit (``checkpoint-e...``, ``events.out.tfevents.<time>...``, ``model_final_worker<r>...``)."""
-    text = re.sub(r"```.*?```", "", open(os.path.join(ROOT, "README.md")).read(), flags=re.S)  # code blocks
+    """Files of a run folder that README.md and docs/training-and-resume.md (the run folder) do not
+    name in backquotes; a name is compared up to its first digit (``checkpoint-e...``,
+    ``events.out.tfevents.<time>...``, ``model_final_worker<r>...``)."""
+    pages = [os.path.join(ROOT, "README.md"), os.path.join(ROOT, "docs", "training-and-resume.md")]
+    text = re.sub(r"```.*?```", "", "\n".join(open(page).read() for page in pages), flags=re.S)  # code blocks
     quoted = re.findall(r"`([^`\n]+)`", text)
     stems = {name: re.split(r"\d", name, maxsplit=1)[0] for name in os.listdir(folder)}
     return sorted(name for name, stem in stems.items() if not any(q.startswith(stem) for q in quoted))

@@ -1,4 +1,4 @@
-"""R@1 of demo runs in float32 and bfloat16 over seeds, as the table README's Mixed precision shows.
+"""R@1 of demo runs in float32 and bfloat16 over seeds, as the table of docs/mixed-precision.md shows.
 
     python3 -m tools.compare_dtypes results/dtypes      # what `make compare-dtypes` runs last
 

@@ -1,7 +1,7 @@
-"""main.py's flags as the Markdown table that README.md carries (grouped, with defaults).
+"""main.py's flags as the Markdown table that docs/flags.md carries (grouped, with defaults).
 
-    python3 -m tools.flags_table                    # print it
-    python3 -m tools.flags_table --write README.md  # replace the table between the flags markers
+    python3 -m tools.flags_table                         # print it
+    python3 -m tools.flags_table --write docs/flags.md   # replace the table between the flags markers
 """
 import argparse
 import re
@@ -29,7 +29,8 @@ def flags_markdown():
     return "\n".join(lines[1:])
 
 
-def write_readme(path):
+def write_table(path):
+    """Replace the text between ``<!-- flags:start -->`` and ``<!-- flags:end -->`` of the file at path."""
     text = open(path).read()
     pattern = re.compile(r"(<!-- flags:start -->\n).*?(\n<!-- flags:end -->)", re.S)
     if not pattern.search(text):
@@ -40,6 +41,6 @@ def write_readme(path):
 
 if __name__ == "__main__":
     if len(sys.argv) == 3 and sys.argv[1] == "--write":
-        write_readme(sys.argv[2])
+        write_table(sys.argv[2])
     else:
         print(flags_markdown())

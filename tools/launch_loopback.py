@@ -7,7 +7,7 @@ Every process is pinned to 127.0.0.1 and ``lo``, the job is bounded by the timeo
 process is ended at the end, at the timeout, when any one fails, or on Ctrl-C / SIGTERM
 (utils/loopback_job.py). A failure is one line naming the process, its log and the log's last line;
 exit codes: 0 done, 1 the job failed, 2 bad input (nothing started), 130 interrupted.
-For several machines use MXNet's launcher with a host file (see README.md).
+For several machines use MXNet's launcher with a host file (see docs/distributed.md).
 """
 import argparse
 import math

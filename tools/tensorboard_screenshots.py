@@ -1,4 +1,4 @@
-"""README.md's TensorBoard pictures, taken with headless Chromium from a run's logs.
+"""docs/tensorboard.md's pictures, taken with headless Chromium from a run's logs.
 
     python3 -m tools.tensorboard_screenshots results docs     # after `make demo`
 

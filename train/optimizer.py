@@ -30,7 +30,7 @@ def check_kvstore(kvstore_name, ctx, environ=None):
             raise ValueError(
                 "--kvstore=%s needs a parameter-server launcher, which sets %s: start the workers "
                 "with python3 -m tools.launch_loopback -n N -- python3 main.py ... on one machine, "
-                "or with MXNet's tools/launch.py (README: Several GPUs, several machines)"
+                "or with MXNet's tools/launch.py (docs/distributed.md)"
                 % (kvstore_name, ", ".join(missing)))
 
 

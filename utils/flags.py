@@ -8,7 +8,7 @@ from utils.metrics.names import EVAL_METRICS
 
 def str2bool(value):
     """'true'/'false'/'1'/'0' (any case) → bool; anything else is an error, not False. The
-    original passes True/False; scripts pass 1/0 (README, Flags, says the same)."""
+    original passes True/False; scripts pass 1/0 (docs/flags.md says the same)."""
     text = str(value).strip().lower()
     if text in ("true", "1"):
         return True
