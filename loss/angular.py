@@ -1,10 +1,9 @@
 """Angular loss (N-pair form), on unnormalised embeddings."""
 import math
 
-from ._checks import check_int, check_real
+from ._checks import check_real
 from ._ops import identity_mask, pair_l2_regulariser, pair_labels, pair_rows, softmax_cross_entropy, target_matrix
 from .base import MetricLoss
-from .npair import check_pair_layout
 
 
 def check_angle(alpha):
@@ -71,12 +70,7 @@ class AngularLoss(MetricLoss):
         self.alpha, self.sq_tan = check_angle(alpha)
         self.reg = check_real("reg", reg)
         self.weight = check_real("weight", weight)
-        self.num_instances = check_pair_layout(num_instances, self.loss_name)
-        if check_int("n_inner_pts", n_inner_pts, minimum=0):
-            raise ValueError(
-                f"{self.loss_name} does not combine with Embedding Expansion; use n_inner_pts=0, "
-                f"got {n_inner_pts}."
-            )
+        self.num_instances, _ = self._check_layout(num_instances, n_inner_pts)
 
     @classmethod
     def options_from_flags(cls, args):

@@ -2,6 +2,8 @@
 from mxnet.gluon import HybridBlock
 
 from ._candidates import build_expansion
+from ._checks import check_bool, check_int
+from .layout import check_layout
 from .symmetrical_synthesis import SymmetricalSynthesis, check_symm_args
 
 
@@ -56,8 +58,19 @@ class MetricLoss(HybridBlock):
                                           symm_norm, self.loss_name)
         return self._symm_args
 
+    def _check_layout(self, num_instances, n_inner_pts=0, l2_norm=False):
+        """The arguments' types, then the layout rules this class's capabilities impose
+        (``loss.layout.check_layout``, the rules ``loss.factory`` applies to the flags); returns
+        num_instances and n_inner_pts as ints."""
+        num_instances = check_int("num_instances", num_instances, minimum=2 if self.pair_layout else 1)
+        n_inner_pts = check_int("n_inner_pts", n_inner_pts, minimum=0)
+        check_layout(type(self), self.loss_name, num_instances, n_inner_pts, check_bool("l2_norm", l2_norm))
+        return num_instances, n_inner_pts
+
     def _attach_synthesis(self, num_instances, n_inner_pts=0, l2_norm=True):
-        """``self.synthesis``: Symm's points when symmetrical, else EE's (None when n_inner_pts = 0)."""
+        """``self.synthesis``: Symm's points when symmetrical, else EE's (None when n_inner_pts = 0);
+        the layout is checked first (:meth:`_check_layout`)."""
+        self._check_layout(num_instances, n_inner_pts, l2_norm)
         self.num_instances = num_instances
         with self.name_scope():
             if self.symmetrical:

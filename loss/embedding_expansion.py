@@ -2,6 +2,7 @@
 from mxnet.gluon import HybridBlock
 
 from ._checks import check_bool, check_int
+from .layout import check_even_pairs
 
 
 class EmbeddingExpansion(HybridBlock):
@@ -49,7 +50,8 @@ class EmbeddingExpansion(HybridBlock):
 
     def __init__(self, num_instances, n_inner_pts, l2_norm=True, **kwargs):
         super().__init__(**kwargs)
-        self.num_instances = check_int("num_instances", num_instances, minimum=2, even=True)
+        self.num_instances = check_int("num_instances", num_instances, minimum=2)
+        check_even_pairs(self.num_instances, "Embedding Expansion")
         self.n_inner_pts = check_int("n_inner_pts", n_inner_pts, minimum=0)
         self.l2_norm = check_bool("l2_norm", l2_norm)
 

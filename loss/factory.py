@@ -13,9 +13,9 @@ ranges are ``loss.flags``'s. The original's ``--alpha`` (10), ``--beta`` (1.2) a
 (0.5) were parsed and never used; their defaults differ from every paper's, so they stay unused and
 ``--margin`` stays HPHN's margin.
 """
-from loss.flags import validate_loss_flags
-
 from . import LOSSES, loss_class, normalize_loss_name
+from .flags import validate_loss_flags
+from .layout import check_layout
 
 
 def ee_losses():
@@ -24,31 +24,12 @@ def ee_losses():
 
 
 def _check_layout(name, cls, args):
-    """The loss's capabilities against --n_inner_pts, --num_instances, --ee_l2norm and --batch_size."""
-    n, num_instances = args.n_inner_pts, args.num_instances
-    if n > 0 and not cls.takes_ee:
-        raise ValueError(
-            f"--loss={name} does not combine with Embedding Expansion; pass --n_inner_pts=0 "
-            f"(EE works with {', '.join(ee_losses())})."
-        )
-    if n > 0 and num_instances % 2:
-        raise ValueError(
-            f"Embedding Expansion pairs rows 2i and 2i+1, so --num_instances must be even, got {num_instances}."
-        )
-    if cls.pair_layout == "symm_pairs" and num_instances != 2:
-        raise ValueError(
-            f"--loss={name} takes N classes x 2 images, so --num_instances must be 2, got {num_instances}."
-        )
-    if cls.pair_layout == "pairs" and num_instances % 2:
-        raise ValueError(
-            f"--loss={name} pairs rows 2i and 2i+1, so --num_instances must be even, got {num_instances}."
-        )
-    if not cls.wants_unit_embeddings and n > 0 and args.ee_l2norm:
-        raise ValueError(
-            f"{name} takes unnormalised embeddings, so its EE points must not be L2-normalised; pass "
-            "--ee_l2norm=False."
-        )
-    _check_batch_classes(name, cls, args.batch_size, num_instances)
+    """The loss's capabilities against --n_inner_pts, --num_instances, --ee_l2norm
+    (``loss.layout.check_layout``, the rules the constructors apply to their arguments) and
+    --batch_size."""
+    check_layout(cls, name, args.num_instances, args.n_inner_pts, args.ee_l2norm, flags=True,
+                 ee_losses=ee_losses())
+    _check_batch_classes(name, cls, args.batch_size, args.num_instances)
 
 
 def _check_batch_classes(name, cls, batch_size, num_instances):

@@ -115,6 +115,7 @@ class HPHNTripletLoss(MetricLoss):
         self.margin = check_real("margin", margin)
         self.soft_margin = check_bool("soft_margin", soft_margin)
         self.distinct_points = check_bool("distinct_points", distinct_points)
+        self._check_layout(num_instances, n_inner_pts, l2_norm)
         with self.name_scope():
             self.expansion = EmbeddingExpansion(num_instances, n_inner_pts, l2_norm)
 

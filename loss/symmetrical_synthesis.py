@@ -3,21 +3,14 @@ from mxnet.gluon import HybridBlock
 
 from ._checks import check_bool, check_int, check_real
 from ._ops import interleave_rows, pair_rows, symmetric_points
+from .layout import check_symm_pairs, check_without_ee
 
 
 def check_symm_args(num_instances, n_inner_pts, symm_ratio, symm_norm_ratio, symm_norm, loss_name):
     """Validate the arguments every Symm loss shares; returns them converted."""
     num_instances = check_int("num_instances", num_instances, minimum=1)
-    if num_instances != 2:
-        raise ValueError(
-            f"{loss_name} needs pairs (Symmetrical Synthesis takes N classes x 2 images), so "
-            f"num_instances must be 2, got {num_instances}."
-        )
-    n_inner_pts = check_int("n_inner_pts", n_inner_pts, minimum=0)
-    if n_inner_pts:
-        raise ValueError(
-            f"{loss_name} does not combine with Embedding Expansion; use n_inner_pts=0, got {n_inner_pts}."
-        )
+    check_symm_pairs(num_instances, loss_name)
+    check_without_ee(check_int("n_inner_pts", n_inner_pts, minimum=0), loss_name)
     return (
         num_instances,
         check_real("symm_ratio", symm_ratio),
