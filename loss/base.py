@@ -41,6 +41,7 @@ class MetricLoss(HybridBlock):
     """
 
     loss_name = None
+    flags = ()
     takes_ee = False
     pair_layout = None
     wants_unit_embeddings = True
@@ -77,6 +78,12 @@ class MetricLoss(HybridBlock):
                 self.synthesis = SymmetricalSynthesis(*self._symm_args)
             else:
                 self.synthesis = build_expansion(num_instances, n_inner_pts, l2_norm)
+
+    @classmethod
+    def synthesis_flags(cls):
+        """The flags of the synthesis this loss uses: Symmetrical Synthesis's when symmetrical.
+        (EE's, --n_inner_pts and --ee_l2norm, are the original release's, for every EE loss.)"""
+        return SymmetricalSynthesis.flags if cls.symmetrical else ()
 
     @property
     def n_inner_pts(self):

@@ -1,10 +1,23 @@
 """Hardest-positive hardest-negative (HPHN) triplet loss, with optional Embedding Expansion."""
+from utils.flags import str2bool
+
 from ._candidates import originals_block
 from ._checks import check_bool, check_real
+from ._flag import AT_LEAST_ZERO, LossFlag
 from ._ops import distinct_synthetic_points, pick_max, pick_min
 from .base import MetricLoss
 from .distance import pairwise_euclidean, same_label_mask
 from .embedding_expansion import EmbeddingExpansion
+
+# The original release's HPHN flags (main.py's "loss" group), then this loss's own.
+MARGIN = LossFlag("margin", 1e-5, float, "triplet margin of HPHN-triplet", range=AT_LEAST_ZERO)
+SOFT_MARGIN = LossFlag("soft_margin", False, str2bool,
+                       "HPHN-triplet with log(1 + exp(d_ap - d_an)) instead of the hinge")
+HPHN_DISTINCT_POINTS = LossFlag(
+    "hphn_distinct_points", False, str2bool,
+    "hphn_triplet: mine the hardest negatives over the distinct EE points, each extreme "
+    "picked once, so the gradient is the loss's derivative; False: the release's form, whose "
+    "twin synthetic points tie and both take the gradient (docs/losses.md)")
 
 
 class HPHNTripletLoss(MetricLoss):
@@ -106,6 +119,7 @@ class HPHNTripletLoss(MetricLoss):
     loss_name = "hphn_triplet"
     takes_ee = True
     pair_layout = "pairs"
+    flags = (HPHN_DISTINCT_POINTS,)
 
     def __init__(
         self, margin=0.2, soft_margin=False, num_instances=2, n_inner_pts=0, l2_norm=True,

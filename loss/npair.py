@@ -1,8 +1,13 @@
 """Multi-class N-pair loss, with optional Embedding Expansion."""
 from ._checks import check_real
+from ._flag import LossFlag
 from ._ops import (distinct_synthetic_points, pair_l2_regulariser, pair_labels, pair_rows, pick_max,
                    softmax_cross_entropy, target_matrix)
 from .base import MetricLoss
+
+NPAIR_REG = LossFlag("npair_reg", 0.002, float,
+                     "lambda of the 0.25 * lambda * (mean |A|^2 + mean |P|^2) regulariser of npair, angular, "
+                     "symm_npair and symm_angular (Sohn; TensorFlow npairs_loss: 0.002)")
 
 
 class NPairLoss(MetricLoss):
@@ -51,6 +56,7 @@ class NPairLoss(MetricLoss):
     takes_ee = True
     pair_layout = "pairs"
     wants_unit_embeddings = False
+    flags = (NPAIR_REG,)
 
     def __init__(self, reg=0.002, num_instances=2, n_inner_pts=0, l2_norm=False, **kwargs):
         super().__init__(**kwargs)
