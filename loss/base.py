@@ -1,4 +1,6 @@
-"""What a registered loss declares about itself, and the synthesis wiring EE and Symm losses share."""
+"""What a registered loss declares about itself (capabilities, flags), and the synthesis wiring EE
+and Symm losses share. The rules the capabilities impose are ``loss.layout``'s; ``loss.flags`` and
+``loss.factory`` read the declarations."""
 from mxnet.gluon import HybridBlock
 
 from ._candidates import build_expansion
@@ -25,6 +27,16 @@ class MetricLoss(HybridBlock):
       form, only an artefact). False for a loss that needs none in the batch (e.g. one with class
       proxies).
 
+    Flags, also class attributes:
+
+    - ``flags``: the loss's own command-line flags (``loss._flag.LossFlag``, declared in its file,
+      a shared one in the file of the first loss that reads it); ``loss.flags`` adds them to the
+      "loss options" group in registry order. The original release's flags the loss reads
+      (``--margin``, ``--n_inner_pts``, ``--ee_l2norm``...) are main.py's "loss" group and are not
+      listed. :meth:`synthesis_flags` adds Symmetrical Synthesis's for a symmetrical loss.
+    - ``options_from_flags(args)`` (a classmethod each loss defines): its constructor's keyword
+      arguments from the parsed flags.
+
     A symmetrical loss (``symmetrical = True``) takes N classes x 2 images, raw embeddings and no
     EE: those capabilities follow from it. The constructor arguments of the synthesis, shared by
     the losses that take them:
@@ -36,8 +48,9 @@ class MetricLoss(HybridBlock):
       (2.0), ``symm_norm_ratio`` (1.0), ``symm_norm`` (False); see :class:`SymmetricalSynthesis`.
 
     A subclass calls :meth:`_attach_synthesis` in its constructor (after :meth:`_check_symm` when
-    symmetrical) and reads ``self.synthesis`` in ``hybrid_forward``: None, an
-    :class:`EmbeddingExpansion` or a :class:`SymmetricalSynthesis`.
+    symmetrical), which checks the layout its capabilities impose (:meth:`_check_layout`, the
+    rules ``loss.factory`` applies to the flags), and reads ``self.synthesis`` in
+    ``hybrid_forward``: None, an :class:`EmbeddingExpansion` or a :class:`SymmetricalSynthesis`.
     """
 
     loss_name = None

@@ -6,12 +6,20 @@ How ``main.py`` uses it::
     args = parser.parse_args()
     loss_fn = loss.factory.build_loss_from_args(args)   # every flag checked first, one-line ValueError
 
-The rules come from the loss classes themselves (:class:`loss.base.MetricLoss`: ``takes_ee``,
-``pair_layout``, ``wants_unit_embeddings``, ``needs_negatives``) and their constructor options
-from each class's ``options_from_flags``, so a new loss needs no line here. The flags and their
-ranges are ``loss.flags``'s. The original's ``--alpha`` (10), ``--beta`` (1.2) and ``--sigma``
-(0.5) were parsed and never used; their defaults differ from every paper's, so they stay unused and
-``--margin`` stays HPHN's margin.
+Where each part is:
+
+- the flags' ranges: declared beside each flag (``loss/_flag.py``'s ``LossFlag``, in the loss's
+  file), gathered and checked by ``loss.flags.validate_loss_flags`` (the first step here);
+- the capabilities: class attributes of each loss (:class:`loss.base.MetricLoss`: ``takes_ee``,
+  ``pair_layout``, ``wants_unit_embeddings``, ``needs_negatives``);
+- the layout rules they impose: ``loss.layout`` (each once, also used by the constructors); the
+  batch rule (two classes for a loss that needs negatives) is :func:`_check_batch_classes` here;
+- the constructor options: each class's ``options_from_flags``.
+
+So a new loss needs no line here. ``--num_instances`` and ``--batch_size`` are train/options.py's
+data flags (which also checks that --batch_size is a multiple of --num_instances). The original's
+``--alpha`` (10), ``--beta`` (1.2) and ``--sigma`` (0.5) were parsed and never used; their defaults
+differ from every paper's, so they stay unused and ``--margin`` stays HPHN's margin.
 """
 from . import LOSSES, loss_class, normalize_loss_name
 from .flags import validate_loss_flags
