@@ -8,10 +8,14 @@ Usage::
     values = loss_fn(embeddings, labels)  # (B,); train on values.sum() / backward() of the vector
 
 Every loss returns a vector whose sum is the training objective: (B,) per-anchor values for
-``hphn_triplet`` (the original's convention), (1,) for the batch-level losses. Building a loss from
-command-line flags is in :mod:`loss.factory`. Each loss class declares what it needs
-(:class:`loss.base.MetricLoss`: ``takes_ee``, ``pair_layout``, ``wants_unit_embeddings``,
-``needs_negatives``); adding a loss is its file and one line in ``LOSSES``.
+``hphn_triplet`` (the original's convention), (1,) for the batch-level losses.
+
+Where things are: each loss in its own file, with its flags (``flags``, declared there) and its
+capabilities (:class:`loss.base.MetricLoss`: ``takes_ee``, ``pair_layout``,
+``wants_unit_embeddings``, ``needs_negatives``); the layout rules those impose in
+:mod:`loss.layout`; the flags gathered into a parser, with their ranges checked, in
+:mod:`loss.flags`; a loss built from parsed flags in :mod:`loss.factory`. Adding a loss is its file
+and one line in ``LOSSES`` (docs/extending.md).
 """
 from .angular import AngularLoss
 from .base import MetricLoss

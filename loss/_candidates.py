@@ -8,17 +8,14 @@ from .symmetrical_synthesis import SymmetricalSynthesis
 def build_expansion(num_instances, n_inner_pts, l2_norm):
     """An :class:`EmbeddingExpansion` when n_inner_pts > 0, else None (validating the arguments).
 
-    Without EE any layout works, so an odd num_instances is only refused when n_inner_pts > 0.
+    Without EE any layout works, so an odd num_instances is only refused when n_inner_pts > 0
+    (by :class:`EmbeddingExpansion`, with ``loss.layout.check_even_pairs``).
     """
     check_int("num_instances", num_instances, minimum=1)
     n_inner_pts = check_int("n_inner_pts", n_inner_pts, minimum=0)
     check_bool("l2_norm", l2_norm)
     if n_inner_pts == 0:
         return None
-    if num_instances % 2:
-        raise ValueError(
-            f"Embedding Expansion pairs rows 2i and 2i+1, so num_instances must be even, got {num_instances}."
-        )
     return EmbeddingExpansion(num_instances, n_inner_pts, l2_norm)
 
 

@@ -1,21 +1,18 @@
-"""Constructor argument checks shared by the losses: one-sentence ValueErrors, no asserts."""
+"""Constructor argument types shared by the losses: one-sentence ValueErrors, no asserts. (The
+layout rules, such as an even num_instances, are ``loss.layout``'s.)"""
 import math
 import numbers
 
 import numpy as np
 
 
-def check_int(name, value, minimum=None, even=False):
+def check_int(name, value, minimum=None):
     """Return ``value`` as an int, or raise ValueError when it is not a suitable integer."""
     if isinstance(value, bool) or not isinstance(value, numbers.Integral):
         raise ValueError(f"{name} must be an integer, got {value!r}.")
     value = int(value)
     if minimum is not None and value < minimum:
         raise ValueError(f"{name} must be at least {minimum}, got {value}.")
-    if even and value % 2 != 0:
-        raise ValueError(
-            f"{name} must be even (rows 2i and 2i+1 are paired as positives), got {value}."
-        )
     return value
 
 

@@ -1,17 +1,22 @@
 """Angular loss (N-pair form), on unnormalised embeddings."""
 import math
 
-from ._checks import check_int, check_real
+from ._checks import check_real
+from ._flag import LossFlag, Range
 from ._ops import identity_mask, pair_l2_regulariser, pair_labels, pair_rows, softmax_cross_entropy, target_matrix
 from .base import MetricLoss
-from .npair import check_pair_layout
+from .npair import NPAIR_REG
+
+ANGLE_DEGREES = Range(lambda v: 0 < v < 90, "is in degrees, strictly between 0 and 90")
+ANGULAR_ALPHA = LossFlag("angular_alpha", 45.0, float,
+                         "angle bound alpha in degrees of angular and symm_angular (Wang et al.: 45)",
+                         range=ANGLE_DEGREES)
+ANGULAR_WEIGHT = LossFlag("angular_weight", 2.0, float, "weight of the angular loss in the total (Symm release: 2.0)")
 
 
 def check_angle(alpha):
-    """alpha in degrees, strictly between 0 and 90; returns tan(alpha)^2."""
-    alpha = check_real("alpha", alpha)
-    if not 0 < alpha < 90:
-        raise ValueError(f"alpha is an angle in degrees strictly between 0 and 90, got {alpha}.")
+    """alpha in degrees, strictly between 0 and 90; returns (alpha, tan(alpha)^2)."""
+    alpha = ANGLE_DEGREES.check(check_real("alpha", alpha), "alpha")
     return alpha, math.tan(math.radians(alpha)) ** 2
 
 
@@ -65,18 +70,14 @@ class AngularLoss(MetricLoss):
     loss_name = "angular"
     pair_layout = "pairs"
     wants_unit_embeddings = False
+    flags = (ANGULAR_ALPHA, NPAIR_REG, ANGULAR_WEIGHT)
 
     def __init__(self, alpha=45.0, reg=0.002, weight=2.0, num_instances=2, n_inner_pts=0, **kwargs):
         super().__init__(**kwargs)
         self.alpha, self.sq_tan = check_angle(alpha)
         self.reg = check_real("reg", reg)
         self.weight = check_real("weight", weight)
-        self.num_instances = check_pair_layout(num_instances, self.loss_name)
-        if check_int("n_inner_pts", n_inner_pts, minimum=0):
-            raise ValueError(
-                f"{self.loss_name} does not combine with Embedding Expansion; use n_inner_pts=0, "
-                f"got {n_inner_pts}."
-            )
+        self.num_instances, _ = self._check_layout(num_instances, n_inner_pts)
 
     @classmethod
     def options_from_flags(cls, args):

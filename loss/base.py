@@ -1,7 +1,11 @@
-"""What a registered loss declares about itself, and the synthesis wiring EE and Symm losses share."""
+"""What a registered loss declares about itself (capabilities, flags), and the synthesis wiring EE
+and Symm losses share. The rules the capabilities impose are ``loss.layout``'s; ``loss.flags`` and
+``loss.factory`` read the declarations."""
 from mxnet.gluon import HybridBlock
 
 from ._candidates import build_expansion
+from ._checks import check_bool, check_int
+from .layout import check_layout
 from .symmetrical_synthesis import SymmetricalSynthesis, check_symm_args
 
 
@@ -23,6 +27,16 @@ class MetricLoss(HybridBlock):
       form, only an artefact). False for a loss that needs none in the batch (e.g. one with class
       proxies).
 
+    Flags, also class attributes:
+
+    - ``flags``: the loss's own command-line flags (``loss._flag.LossFlag``, declared in its file,
+      a shared one in the file of the first loss that reads it); ``loss.flags`` adds them to the
+      "loss options" group in registry order. The original release's flags the loss reads
+      (``--margin``, ``--n_inner_pts``, ``--ee_l2norm``...) are main.py's "loss" group and are not
+      listed. :meth:`synthesis_flags` adds Symmetrical Synthesis's for a symmetrical loss.
+    - ``options_from_flags(args)`` (a classmethod each loss defines): its constructor's keyword
+      arguments from the parsed flags.
+
     A symmetrical loss (``symmetrical = True``) takes N classes x 2 images, raw embeddings and no
     EE: those capabilities follow from it. The constructor arguments of the synthesis, shared by
     the losses that take them:
@@ -34,11 +48,13 @@ class MetricLoss(HybridBlock):
       (2.0), ``symm_norm_ratio`` (1.0), ``symm_norm`` (False); see :class:`SymmetricalSynthesis`.
 
     A subclass calls :meth:`_attach_synthesis` in its constructor (after :meth:`_check_symm` when
-    symmetrical) and reads ``self.synthesis`` in ``hybrid_forward``: None, an
-    :class:`EmbeddingExpansion` or a :class:`SymmetricalSynthesis`.
+    symmetrical), which checks the layout its capabilities impose (:meth:`_check_layout`, the
+    rules ``loss.factory`` applies to the flags), and reads ``self.synthesis`` in
+    ``hybrid_forward``: None, an :class:`EmbeddingExpansion` or a :class:`SymmetricalSynthesis`.
     """
 
     loss_name = None
+    flags = ()
     takes_ee = False
     pair_layout = None
     wants_unit_embeddings = True
@@ -56,14 +72,31 @@ class MetricLoss(HybridBlock):
                                           symm_norm, self.loss_name)
         return self._symm_args
 
+    def _check_layout(self, num_instances, n_inner_pts=0, l2_norm=False):
+        """The arguments' types, then the layout rules this class's capabilities impose
+        (``loss.layout.check_layout``, the rules ``loss.factory`` applies to the flags); returns
+        num_instances and n_inner_pts as ints."""
+        num_instances = check_int("num_instances", num_instances, minimum=2 if self.pair_layout else 1)
+        n_inner_pts = check_int("n_inner_pts", n_inner_pts, minimum=0)
+        check_layout(type(self), self.loss_name, num_instances, n_inner_pts, check_bool("l2_norm", l2_norm))
+        return num_instances, n_inner_pts
+
     def _attach_synthesis(self, num_instances, n_inner_pts=0, l2_norm=True):
-        """``self.synthesis``: Symm's points when symmetrical, else EE's (None when n_inner_pts = 0)."""
+        """``self.synthesis``: Symm's points when symmetrical, else EE's (None when n_inner_pts = 0);
+        the layout is checked first (:meth:`_check_layout`)."""
+        self._check_layout(num_instances, n_inner_pts, l2_norm)
         self.num_instances = num_instances
         with self.name_scope():
             if self.symmetrical:
                 self.synthesis = SymmetricalSynthesis(*self._symm_args)
             else:
                 self.synthesis = build_expansion(num_instances, n_inner_pts, l2_norm)
+
+    @classmethod
+    def synthesis_flags(cls):
+        """The flags of the synthesis this loss uses: Symmetrical Synthesis's when symmetrical.
+        (EE's, --n_inner_pts and --ee_l2norm, are the original release's, for every EE loss.)"""
+        return SymmetricalSynthesis.flags if cls.symmetrical else ()
 
     @property
     def n_inner_pts(self):

@@ -1,7 +1,16 @@
 """Embedding Expansion: synthetic points on the segment between two positives."""
 from mxnet.gluon import HybridBlock
 
+from utils.flags import str2bool
+
 from ._checks import check_bool, check_int
+from ._flag import LossFlag, Range
+from .layout import check_even_pairs
+
+# EE's flags (the original release's, in main.py's "loss" group).
+N_INNER_PTS = LossFlag("n_inner_pts", 2, int, "synthetic points per pair for Embedding Expansion; 0 disables EE",
+                       range=Range(lambda v: v >= 0, "must be 0 (no EE) or more"))
+EE_L2NORM = LossFlag("ee_l2norm", True, str2bool, "L2-normalise the synthetic points of EE")
 
 
 class EmbeddingExpansion(HybridBlock):
@@ -49,7 +58,8 @@ class EmbeddingExpansion(HybridBlock):
 
     def __init__(self, num_instances, n_inner_pts, l2_norm=True, **kwargs):
         super().__init__(**kwargs)
-        self.num_instances = check_int("num_instances", num_instances, minimum=2, even=True)
+        self.num_instances = check_int("num_instances", num_instances, minimum=2)
+        check_even_pairs(self.num_instances, "Embedding Expansion")
         self.n_inner_pts = check_int("n_inner_pts", n_inner_pts, minimum=0)
         self.l2_norm = check_bool("l2_norm", l2_norm)
 

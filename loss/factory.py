@@ -6,16 +6,24 @@ How ``main.py`` uses it::
     args = parser.parse_args()
     loss_fn = loss.factory.build_loss_from_args(args)   # every flag checked first, one-line ValueError
 
-The rules come from the loss classes themselves (:class:`loss.base.MetricLoss`: ``takes_ee``,
-``pair_layout``, ``wants_unit_embeddings``, ``needs_negatives``) and their constructor options
-from each class's ``options_from_flags``, so a new loss needs no line here. The flags and their
-ranges are ``loss.flags``'s. The original's ``--alpha`` (10), ``--beta`` (1.2) and ``--sigma``
-(0.5) were parsed and never used; their defaults differ from every paper's, so they stay unused and
-``--margin`` stays HPHN's margin.
-"""
-from loss.flags import validate_loss_flags
+Where each part is:
 
+- the flags' ranges: declared beside each flag (``loss/_flag.py``'s ``LossFlag``, in the loss's
+  file), gathered and checked by ``loss.flags.validate_loss_flags`` (the first step here);
+- the capabilities: class attributes of each loss (:class:`loss.base.MetricLoss`: ``takes_ee``,
+  ``pair_layout``, ``wants_unit_embeddings``, ``needs_negatives``);
+- the layout rules they impose: ``loss.layout`` (each once, also used by the constructors); the
+  batch rule (two classes for a loss that needs negatives) is :func:`_check_batch_classes` here;
+- the constructor options: each class's ``options_from_flags``.
+
+So a new loss needs no line here. ``--num_instances`` and ``--batch_size`` are train/options.py's
+data flags (which also checks that --batch_size is a multiple of --num_instances). The original's
+``--alpha`` (10), ``--beta`` (1.2) and ``--sigma`` (0.5) were parsed and never used; their defaults
+differ from every paper's, so they stay unused and ``--margin`` stays HPHN's margin.
+"""
 from . import LOSSES, loss_class, normalize_loss_name
+from .flags import validate_loss_flags
+from .layout import check_layout
 
 
 def ee_losses():
@@ -24,31 +32,12 @@ def ee_losses():
 
 
 def _check_layout(name, cls, args):
-    """The loss's capabilities against --n_inner_pts, --num_instances, --ee_l2norm and --batch_size."""
-    n, num_instances = args.n_inner_pts, args.num_instances
-    if n > 0 and not cls.takes_ee:
-        raise ValueError(
-            f"--loss={name} does not combine with Embedding Expansion; pass --n_inner_pts=0 "
-            f"(EE works with {', '.join(ee_losses())})."
-        )
-    if n > 0 and num_instances % 2:
-        raise ValueError(
-            f"Embedding Expansion pairs rows 2i and 2i+1, so --num_instances must be even, got {num_instances}."
-        )
-    if cls.pair_layout == "symm_pairs" and num_instances != 2:
-        raise ValueError(
-            f"--loss={name} takes N classes x 2 images, so --num_instances must be 2, got {num_instances}."
-        )
-    if cls.pair_layout == "pairs" and num_instances % 2:
-        raise ValueError(
-            f"--loss={name} pairs rows 2i and 2i+1, so --num_instances must be even, got {num_instances}."
-        )
-    if not cls.wants_unit_embeddings and n > 0 and args.ee_l2norm:
-        raise ValueError(
-            f"{name} takes unnormalised embeddings, so its EE points must not be L2-normalised; pass "
-            "--ee_l2norm=False."
-        )
-    _check_batch_classes(name, cls, args.batch_size, num_instances)
+    """The loss's capabilities against --n_inner_pts, --num_instances, --ee_l2norm
+    (``loss.layout.check_layout``, the rules the constructors apply to their arguments) and
+    --batch_size."""
+    check_layout(cls, name, args.num_instances, args.n_inner_pts, args.ee_l2norm, flags=True,
+                 ee_losses=ee_losses())
+    _check_batch_classes(name, cls, args.batch_size, args.num_instances)
 
 
 def _check_batch_classes(name, cls, batch_size, num_instances):

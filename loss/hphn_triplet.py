@@ -1,10 +1,23 @@
 """Hardest-positive hardest-negative (HPHN) triplet loss, with optional Embedding Expansion."""
+from utils.flags import str2bool
+
 from ._candidates import originals_block
 from ._checks import check_bool, check_real
+from ._flag import AT_LEAST_ZERO, LossFlag
 from ._ops import distinct_synthetic_points, pick_max, pick_min
 from .base import MetricLoss
 from .distance import pairwise_euclidean, same_label_mask
 from .embedding_expansion import EmbeddingExpansion
+
+# The original release's HPHN flags (main.py's "loss" group), then this loss's own.
+MARGIN = LossFlag("margin", 1e-5, float, "triplet margin of HPHN-triplet", range=AT_LEAST_ZERO)
+SOFT_MARGIN = LossFlag("soft_margin", False, str2bool,
+                       "HPHN-triplet with log(1 + exp(d_ap - d_an)) instead of the hinge")
+HPHN_DISTINCT_POINTS = LossFlag(
+    "hphn_distinct_points", False, str2bool,
+    "hphn_triplet: mine the hardest negatives over the distinct EE points, each extreme "
+    "picked once, so the gradient is the loss's derivative; False: the release's form, whose "
+    "twin synthetic points tie and both take the gradient (docs/losses.md)")
 
 
 class HPHNTripletLoss(MetricLoss):
@@ -35,27 +48,21 @@ class HPHNTripletLoss(MetricLoss):
       original MXNet release operator by operator (the N x N matrix over every row of E, ``max``
       and ``min`` reductions), so values and gradients agree with it, including its ties.
       EE makes every synthetic point twice: S_k[2j + 1] = (k X[2j] + (n + 1 - k) X[2j + 1]) / (n + 1)
-      is S_{n+1-k}[2j], the same inputs in the same arithmetic, so the two rows of E are equal bit
-      for bit. When an anchor's hardest negative is a synthetic point, its twin column ties with it,
-      and MXNet's ``min`` backward sends the full gradient to every tied entry: that negative is
-      pushed twice as hard, and the gradient is not the derivative of the loss (float64, three
-      seeded batches of 8 classes x 4, D = 16, n = 2: 1.2 to 2.2 away from central finite
-      differences, 49 to 83 % of the largest entry). Whether the twin distances tie *exactly*
-      depends on the matrix product: two equal columns at different positions of a GEMM can be
-      summed in different orders (blocking, vector tails), so a twin can come out 1 ulp farther
-      and then gets no gradient. At 32 x 16, n = 2, 28 of the 30 rows whose hardest negative was
-      synthetic tied with the twin in float32 and all 30 in float64 (128 x 512: 161 of 162 and
-      160 of 160), and the float32 gradient of one such batch differed from the float64 one by
-      20 %: the doubling is decided by round-off, as it is in the original.
+      is S_{n+1-k}[2j], the same inputs in the same arithmetic, so the two rows of E are equal.
+      When an anchor's hardest negative is a synthetic point, its twin column can tie with it, and
+      MXNet's ``min`` backward sends the full gradient to every tied entry: that negative is then
+      pushed twice as hard, and the gradient is not the derivative of the loss. Whether a twin
+      ties exactly is left to the round-off of the matrix product, as in the original
+      (docs/losses.md, "HPHN: the release's form and the distinct points", has the measurements).
     - **Over the distinct points** (``distinct_points=True``). The columns are the B + nB/2 distinct
       points C = [X; S_1[0::2]; ...; S_n[0::2]] (as the other EE losses use them), the rows still
       every row of E (each original's anchor and its n synthetic points); d(E_r, C_c) is the same
       distance, and d_neg(r) = min over c of C with y_c != y_r (the row maximum of d(E_r, C) when
       there is none). Every maximum and minimum is selected with argmax/argmin and ``pick``, so
       the gradient reaches exactly one entry even at a tie; no tie is structural any more, and the
-      gradient is the derivative of the value (it matches finite differences in float64). The
-      value equals the release's (twins are the same points) up to float round-off; the distance
-      matrix is (n + 1) B x (1 + n / 2) B instead of (n + 1)^2 B^2.
+      gradient is the derivative of the value. The value equals the release's (twins are the same
+      points) up to float round-off; the distance matrix is (n + 1) B x (1 + n / 2) B instead of
+      (n + 1)^2 B^2.
 
     Other consequences of the release's form, kept in both (they are values, not ties):
 
@@ -106,6 +113,7 @@ class HPHNTripletLoss(MetricLoss):
     loss_name = "hphn_triplet"
     takes_ee = True
     pair_layout = "pairs"
+    flags = (HPHN_DISTINCT_POINTS,)
 
     def __init__(
         self, margin=0.2, soft_margin=False, num_instances=2, n_inner_pts=0, l2_norm=True,
@@ -115,6 +123,7 @@ class HPHNTripletLoss(MetricLoss):
         self.margin = check_real("margin", margin)
         self.soft_margin = check_bool("soft_margin", soft_margin)
         self.distinct_points = check_bool("distinct_points", distinct_points)
+        self._check_layout(num_instances, n_inner_pts, l2_norm)
         with self.name_scope():
             self.expansion = EmbeddingExpansion(num_instances, n_inner_pts, l2_norm)
 

@@ -1,9 +1,12 @@
 """Lifted structured loss (smooth form), with optional Embedding Expansion."""
 from ._candidates import negative_candidates, originals_block
 from ._checks import check_real
+from ._flag import LossFlag
 from ._ops import NEG_FILL, identity_mask
 from .base import MetricLoss
 from .distance import pairwise_euclidean, same_label_mask
+
+LIFTED_MARGIN = LossFlag("lifted_margin", 1.0, float, "margin alpha of lifted and symm_lifted (Oh Song et al.: 1.0)")
 
 
 class LiftedStructuredLoss(MetricLoss):
@@ -43,6 +46,7 @@ class LiftedStructuredLoss(MetricLoss):
 
     loss_name = "lifted"
     takes_ee = True
+    flags = (LIFTED_MARGIN,)
 
     def __init__(self, margin=1.0, num_instances=2, n_inner_pts=0, l2_norm=True, **kwargs):
         super().__init__(**kwargs)

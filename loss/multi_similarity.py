@@ -1,9 +1,16 @@
 """Multi-similarity loss with its pair mining, with optional Embedding Expansion."""
 from ._candidates import negative_candidates, originals_block
 from ._checks import check_real
+from ._flag import AT_LEAST_ZERO, POSITIVE, LossFlag
 from ._ops import identity_mask, masked_log1p_sum_exp
 from .base import MetricLoss
 from .distance import same_label_mask
+
+MS_ALPHA = LossFlag("ms_alpha", 2.0, float, "positive scale alpha of multi_similarity", range=POSITIVE)
+MS_BETA = LossFlag("ms_beta", 50.0, float, "negative scale beta of multi_similarity", range=POSITIVE)
+MS_BASE = LossFlag("ms_base", 0.5, float, "similarity margin lambda of multi_similarity")
+MS_EPSILON = LossFlag("ms_epsilon", 0.1, float, "pair-mining margin epsilon of multi_similarity",
+                      range=AT_LEAST_ZERO)
 
 
 class MultiSimilarityLoss(MetricLoss):
@@ -53,14 +60,13 @@ class MultiSimilarityLoss(MetricLoss):
 
     loss_name = "multi_similarity"
     takes_ee = True
+    flags = (MS_ALPHA, MS_BETA, MS_BASE, MS_EPSILON)
 
     def __init__(self, alpha=2.0, beta=50.0, base=0.5, epsilon=0.1, num_instances=2, n_inner_pts=0,
                  l2_norm=True, **kwargs):
         super().__init__(**kwargs)
-        self.alpha = check_real("alpha", alpha)
-        self.beta = check_real("beta", beta)
-        if self.alpha <= 0 or self.beta <= 0:
-            raise ValueError(f"alpha and beta must be positive, got alpha={self.alpha}, beta={self.beta}.")
+        self.alpha = POSITIVE.check(check_real("alpha", alpha), "alpha")
+        self.beta = POSITIVE.check(check_real("beta", beta), "beta")
         self.base = check_real("base", base)
         self.epsilon = check_real("epsilon", epsilon)
         self._attach_synthesis(num_instances, n_inner_pts, l2_norm)

@@ -1,19 +1,13 @@
 """Multi-class N-pair loss, with optional Embedding Expansion."""
-from ._checks import check_int, check_real
+from ._checks import check_real
+from ._flag import LossFlag
 from ._ops import (distinct_synthetic_points, pair_l2_regulariser, pair_labels, pair_rows, pick_max,
                    softmax_cross_entropy, target_matrix)
 from .base import MetricLoss
 
-
-def check_pair_layout(num_instances, loss_name):
-    """N-pair-style losses read rows (2i, 2i+1) as (anchor, positive): num_instances must be even."""
-    num_instances = check_int("num_instances", num_instances, minimum=2)
-    if num_instances % 2:
-        raise ValueError(
-            f"{loss_name} reads rows (2i, 2i+1) as anchor and positive, so num_instances must be even, "
-            f"got {num_instances}."
-        )
-    return num_instances
+NPAIR_REG = LossFlag("npair_reg", 0.002, float,
+                     "lambda of the 0.25 * lambda * (mean |A|^2 + mean |P|^2) regulariser of npair, angular, "
+                     "symm_npair and symm_angular (Sohn; TensorFlow npairs_loss: 0.002)")
 
 
 class NPairLoss(MetricLoss):
@@ -62,16 +56,12 @@ class NPairLoss(MetricLoss):
     takes_ee = True
     pair_layout = "pairs"
     wants_unit_embeddings = False
+    flags = (NPAIR_REG,)
 
     def __init__(self, reg=0.002, num_instances=2, n_inner_pts=0, l2_norm=False, **kwargs):
         super().__init__(**kwargs)
         self.reg = check_real("reg", reg)
-        self._attach_synthesis(check_pair_layout(num_instances, self.loss_name), n_inner_pts, l2_norm)
-        if self.synthesis is not None and self.synthesis.l2_norm:
-            raise ValueError(
-                "npair takes unnormalised embeddings, so its Embedding Expansion points must not be "
-                "L2-normalised; pass l2_norm=False (--ee_l2norm=False)."
-            )
+        self._attach_synthesis(num_instances, n_inner_pts, l2_norm)
 
     @classmethod
     def options_from_flags(cls, args):

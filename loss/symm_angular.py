@@ -1,7 +1,12 @@
 """Symmetrical Synthesis + angular loss."""
 from ._checks import check_real
-from .angular import angular_logits, check_angle
+from ._flag import LossFlag
+from .angular import ANGULAR_ALPHA, angular_logits, check_angle
+from .npair import NPAIR_REG
 from .symm_npair import SymmNPairLoss
+
+SYMM_ANGULAR_WEIGHT = LossFlag("symm_angular_weight", 1.0, float,
+                               "weight of the symm_angular loss in the total (Symm release: 1.0)")
 
 
 class SymmAngularLoss(SymmNPairLoss):
@@ -45,6 +50,7 @@ class SymmAngularLoss(SymmNPairLoss):
     """
 
     loss_name = "symm_angular"
+    flags = (ANGULAR_ALPHA, NPAIR_REG, SYMM_ANGULAR_WEIGHT)
 
     def __init__(self, alpha=45.0, reg=0.002, weight=1.0, num_instances=2, n_inner_pts=0, symm_ratio=2.0,
                  symm_norm_ratio=1.0, symm_norm=False, **kwargs):

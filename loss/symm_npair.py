@@ -3,6 +3,7 @@ from ._checks import check_real
 from ._ops import (identity_mask, pair_l2_regulariser, pair_labels, pair_rows, pick_max, softmax_cross_entropy,
                    target_matrix)
 from .base import MetricLoss
+from .npair import NPAIR_REG
 
 
 class SymmNPairLoss(MetricLoss):
@@ -41,6 +42,7 @@ class SymmNPairLoss(MetricLoss):
 
     loss_name = "symm_npair"
     symmetrical = True
+    flags = (NPAIR_REG,)
 
     def __init__(self, reg=0.002, num_instances=2, n_inner_pts=0, symm_ratio=2.0, symm_norm_ratio=1.0,
                  symm_norm=False, **kwargs):

@@ -1,23 +1,26 @@
 """Symmetrical Synthesis: the mirror images of each positive pair about each other's direction."""
 from mxnet.gluon import HybridBlock
 
+from utils.flags import str2bool
+
 from ._checks import check_bool, check_int, check_real
+from ._flag import LossFlag
 from ._ops import interleave_rows, pair_rows, symmetric_points
+from .layout import check_symm_pairs, check_without_ee
+
+# The flags of every symmetrical loss (after the losses' own in --help).
+SYMM_RATIO = LossFlag("symm_ratio", 2.0, float,
+                      "Symmetrical Synthesis: Q = symm_norm_ratio * (symm_ratio * R - P); 2 mirrors P")
+SYMM_NORM_RATIO = LossFlag("symm_norm_ratio", 1.0, float, "Symmetrical Synthesis: scale of Q")
+SYMM_NORM = LossFlag("symm_norm", False, str2bool,
+                     "Symmetrical Synthesis: rescale each synthetic point to the norm of its basis")
 
 
 def check_symm_args(num_instances, n_inner_pts, symm_ratio, symm_norm_ratio, symm_norm, loss_name):
     """Validate the arguments every Symm loss shares; returns them converted."""
     num_instances = check_int("num_instances", num_instances, minimum=1)
-    if num_instances != 2:
-        raise ValueError(
-            f"{loss_name} needs pairs (Symmetrical Synthesis takes N classes x 2 images), so "
-            f"num_instances must be 2, got {num_instances}."
-        )
-    n_inner_pts = check_int("n_inner_pts", n_inner_pts, minimum=0)
-    if n_inner_pts:
-        raise ValueError(
-            f"{loss_name} does not combine with Embedding Expansion; use n_inner_pts=0, got {n_inner_pts}."
-        )
+    check_symm_pairs(num_instances, loss_name)
+    check_without_ee(check_int("n_inner_pts", n_inner_pts, minimum=0), loss_name)
     return (
         num_instances,
         check_real("symm_ratio", symm_ratio),
@@ -66,6 +69,8 @@ class SymmetricalSynthesis(HybridBlock):
         - **candidates**: (2B, D) rows [X; Z].
         - **candidate_labels**: (2B,) the labels tiled twice.
     """
+
+    flags = (SYMM_RATIO, SYMM_NORM_RATIO, SYMM_NORM)
 
     def __init__(self, num_instances=2, symm_ratio=2.0, symm_norm_ratio=1.0, symm_norm=False, **kwargs):
         super().__init__(**kwargs)

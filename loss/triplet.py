@@ -1,9 +1,18 @@
 """Triplet margin loss with semi-hard negative mining, with optional Embedding Expansion."""
 from ._candidates import negative_candidates, originals_block
+from utils.flags import str2bool
+
 from ._checks import check_bool, check_real
+from ._flag import AT_LEAST_ZERO, LossFlag
 from ._ops import identity_mask, pick_max, pick_min
 from .base import MetricLoss
 from .distance import pairwise_euclidean, same_label_mask
+
+TRIPLET_MARGIN = LossFlag("triplet_margin", 0.2, float, "margin of triplet and symm_triplet (FaceNet: 0.2)",
+                          range=AT_LEAST_ZERO)
+TRIPLET_SQUARED = LossFlag("triplet_squared", True, str2bool,
+                           "triplet and symm_triplet on squared Euclidean distances (FaceNet, TensorFlow), "
+                           "else on Euclidean distances")
 
 
 class TripletSemiHardLoss(MetricLoss):
@@ -48,12 +57,11 @@ class TripletSemiHardLoss(MetricLoss):
 
     loss_name = "triplet"
     takes_ee = True
+    flags = (TRIPLET_MARGIN, TRIPLET_SQUARED)
 
     def __init__(self, margin=0.2, squared=True, num_instances=2, n_inner_pts=0, l2_norm=True, **kwargs):
         super().__init__(**kwargs)
-        self.margin = check_real("margin", margin)
-        if self.margin < 0:
-            raise ValueError(f"margin must be 0 or more, got {self.margin}.")
+        self.margin = AT_LEAST_ZERO.check(check_real("margin", margin), "margin")
         self.squared = check_bool("squared", squared)
         self._attach_synthesis(num_instances, n_inner_pts, l2_norm)
 

@@ -195,10 +195,9 @@ def build_full_parser():
 
 
 # Ranges of the core flags of build_parser: (flag, test, what it must be). A negative learning rate
-# would train by gradient ascent; a negative margin asks for nothing.
+# would train by gradient ascent. (The loss flags' ranges, --margin's among them, are loss.flags'.)
 _CORE_FLAG_RULES = (
     ("lr", lambda v: math.isfinite(v) and v > 0, "a positive number"),
-    ("margin", lambda v: math.isfinite(v) and v >= 0, "0 or more"),
     ("wd", lambda v: math.isfinite(v) and v >= 0, "0 or more"),
     ("momentum", lambda v: math.isfinite(v) and 0 <= v < 1, "in [0, 1)"),
     ("base_lr_mult", lambda v: math.isfinite(v) and v >= 0, "0 (frozen backbone) or more"),
