@@ -34,8 +34,8 @@ def test_train_and_test_loaders(tiny_tree, num_workers):
         test_batch_size=5,
     )
     expected = {"num_train_images": 24, "num_test_images": 24, "num_train_classes": 3, "num_test_classes": 3}
-    assert {k: info[k] for k in expected} == expected, "info {}".format({k: info[k] for k in expected})
-    sampler = info["train_sampler"]
+    assert {k: getattr(info, k) for k in expected} == expected, "info {}".format({k: getattr(info, k) for k in expected})
+    sampler = info.train_sampler
     assert len(train_loader) == 3 * 4 // 8 == 1, "one batch of 8 per epoch of 3 classes x 4"
     for epoch in range(2):
         sampler.set_epoch(epoch)
@@ -54,7 +54,7 @@ def test_train_and_test_loaders(tiny_tree, num_workers):
     test_batches = list(test_loader)
     assert [b[0].shape[0] for b in test_batches] == [5, 5, 5, 5, 4], "last test batch must be kept"
     test_labels = np.concatenate([b[1].asnumpy() for b in test_batches])
-    assert np.array_equal(test_labels, info["test_labels"]), "test loader must follow the split order"
+    assert np.array_equal(test_labels, info.test_labels), "test loader must follow the split order"
     assert test_batches[0][0].dtype == np.uint8, "test images uint8"
 
 
