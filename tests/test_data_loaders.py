@@ -62,8 +62,8 @@ def test_workers_reproduce_in_process_batches(tiny_tree):
     in_process = build_loaders("demo", tiny_tree, 24, 8, 4, num_workers=0, seed=7)
     forked = build_loaders("demo", tiny_tree, 24, 8, 4, num_workers=2, seed=7)
     for epoch in (0, 3):
-        a = _epoch(in_process[0], in_process[2]["train_sampler"], epoch)
-        b = _epoch(forked[0], forked[2]["train_sampler"], epoch)
+        a = _epoch(in_process[0], in_process[2].train_sampler, epoch)
+        b = _epoch(forked[0], forked[2].train_sampler, epoch)
         for (images_a, labels_a), (images_b, labels_b) in zip(a, b):
             assert np.array_equal(labels_a, labels_b), "epoch {}: labels differ across worker counts".format(
                 epoch
@@ -71,8 +71,8 @@ def test_workers_reproduce_in_process_batches(tiny_tree):
             assert np.array_equal(
                 images_a, images_b
             ), "epoch {}: augmentation differs across worker counts".format(epoch)
-    first = _epoch(in_process[0], in_process[2]["train_sampler"], 0)
-    second = _epoch(in_process[0], in_process[2]["train_sampler"], 1)
+    first = _epoch(in_process[0], in_process[2].train_sampler, 0)
+    second = _epoch(in_process[0], in_process[2].train_sampler, 1)
     assert not np.array_equal(first[0][0], second[0][0]), "epochs must differ"
 
 
