@@ -34,7 +34,8 @@ def test_train_and_test_loaders(tiny_tree, num_workers):
         test_batch_size=5,
     )
     expected = {"num_train_images": 24, "num_test_images": 24, "num_train_classes": 3, "num_test_classes": 3}
-    assert {k: getattr(info, k) for k in expected} == expected, "info {}".format({k: getattr(info, k) for k in expected})
+    counts = {k: getattr(info, k) for k in expected}
+    assert counts == expected, "info {}".format(counts)
     sampler = info.train_sampler
     assert len(train_loader) == 3 * 4 // 8 == 1, "one batch of 8 per epoch of 3 classes x 4"
     for epoch in range(2):

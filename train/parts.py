@@ -62,7 +62,8 @@ def _start_state(args, wanted, continues, info, net, trainer, ctx, iters_per_epo
     if info.seen_test_classes:  # the seen-class protocol, on record beside its metrics
         state.results["seen_test_classes"] = info.seen_test_classes
     if continues:
-        state = TrainingState.from_checkpoint(checkpoint.resume(args.save_dir, wanted, net, trainer, ctx), args)
+        meta = checkpoint.resume(args.save_dir, wanted, net, trainer, ctx)
+        state = TrainingState.from_checkpoint(meta, args)
     return state
 
 
