@@ -3,7 +3,7 @@
 Public surface::
 
     DATASETS, DatasetSpec, resolve_dataset, build_loaders, build_test_loader, load_split,
-    eval_k_cap
+    eval_k_cap, LoaderInfo, TestSplitInfo
     ImageListDataset, ClassBalancedBatchSampler
     TrainTransform, TestTransform, decode_image, MEAN_RGB, STD_RGB
     SPLIT_HEADER, read_split, write_split
@@ -14,7 +14,7 @@ Typical use::
                                                     batch_size=128, num_instances=32,
                                                     num_workers=2)
     for epoch in range(epochs):
-        info['train_sampler'].set_epoch(epoch)
+        info.train_sampler.set_epoch(epoch)
         for images, labels in train_loader:   # uint8 NDArray (N, S, S, 3), int32 (N,)
             ...
 
@@ -26,7 +26,8 @@ Products), each from the split files ``python3 -m data.prepare NAME`` writes; ``
 """
 
 from .dataset import ImageListDataset
-from .loaders import build_loaders, build_test_loader, drop_unreadable, eval_k_cap, load_split
+from .loaders import (LoaderInfo, TestSplitInfo, build_loaders, build_test_loader, drop_unreadable, eval_k_cap,
+                      load_split)
 from .meta import SPLIT_HEADER, read_split, write_split
 from .registry import DATASETS, resolve_dataset
 from .sampler import ClassBalancedBatchSampler
@@ -41,6 +42,8 @@ __all__ = [
     "build_test_loader",
     "load_split",
     "eval_k_cap",
+    "LoaderInfo",
+    "TestSplitInfo",
     "ImageListDataset",
     "ClassBalancedBatchSampler",
     "TrainTransform",

@@ -3,6 +3,8 @@ class-balanced train loader and the sequential test loader."""
 
 import logging
 import os
+from dataclasses import dataclass
+from typing import List
 
 import mxnet as mx
 import numpy as np
@@ -78,6 +80,15 @@ def load_split(spec, data_dir, which):
     return paths, labels
 
 
+def _train_loader(paths, labels, image_size, batch_size, num_instances, num_workers, seed, prefetch):
+    """``(loader, sampler)``: class-balanced batches of augmented training images."""
+    sampler = ClassBalancedBatchSampler(labels, batch_size, num_instances, seed=seed)
+    train_set = ImageListDataset(paths, labels, TrainTransform(image_size), seed=seed)
+    loader = mx.gluon.data.DataLoader(train_set, batch_sampler=sampler, num_workers=int(num_workers),
+                                      prefetch=prefetch)
+    return loader, sampler
+
+
 def _test_loader(paths, labels, image_size, batch_size, num_workers, seed=0, prefetch=None):
     test_set = ImageListDataset(paths, labels, TestTransform(image_size), seed=seed)
     return mx.gluon.data.DataLoader(
@@ -90,10 +101,42 @@ def _test_loader(paths, labels, image_size, batch_size, num_workers, seed=0, pre
     )
 
 
-def _test_info(spec, data_dir, paths, labels):
-    """What the callers learn of a dataset's test split (see :func:`build_test_loader`)."""
-    return {"dataset": spec, "data_dir": data_dir, "num_test_images": len(paths),
-            "num_test_classes": int(len(np.unique(labels))), "test_labels": labels, "test_paths": paths}
+@dataclass
+class TestSplitInfo:
+    """What the callers learn of a dataset's test split (:func:`build_test_loader`).
+
+    ``test_paths`` (absolute) and ``test_labels`` (int32 numpy array) are in loader order.
+    """
+
+    dataset: DatasetSpec
+    data_dir: str
+    num_test_images: int
+    num_test_classes: int
+    test_labels: np.ndarray
+    test_paths: List[str]
+
+    @classmethod
+    def of_split(cls, spec, data_dir, paths, labels):
+        return cls(dataset=spec, data_dir=data_dir, num_test_images=len(paths),
+                   num_test_classes=int(len(np.unique(labels))), test_labels=labels, test_paths=paths)
+
+
+@dataclass
+class LoaderInfo(TestSplitInfo):
+    """What the callers learn of both splits (:func:`build_loaders`): the test split's fields, and
+
+    ``train_labels``, ``num_train_images``, ``num_train_classes``; ``train_sampler`` (call
+    ``set_epoch(epoch)`` before each epoch); ``skipped_images`` (left out by ``skip_bad_images``);
+    ``seen_test_classes`` (the test classes that are also training classes: empty unless
+    ``seen_classes``).
+    """
+
+    train_labels: np.ndarray
+    num_train_images: int
+    num_train_classes: int
+    train_sampler: ClassBalancedBatchSampler
+    skipped_images: List[str]
+    seen_test_classes: List[str]
 
 
 def build_test_loader(data_name, data_dir, image_size, batch_size, num_workers):
@@ -110,9 +153,7 @@ def build_test_loader(data_name, data_dir, image_size, batch_size, num_workers):
     -------
     test_loader : mxnet.gluon.data.DataLoader
         All test images in split order, (uint8 NDArray (B, S, S, 3), int32 NDArray (B,)).
-    info : dict
-        ``num_test_images``, ``num_test_classes``, ``test_labels`` (int32, loader order),
-        ``test_paths``, ``data_dir``, ``dataset`` (the spec).
+    info : TestSplitInfo
     """
     spec, data_dir = _dataset_dir(data_name, data_dir)
     _check_count("num_workers", num_workers, 0)
@@ -120,9 +161,9 @@ def build_test_loader(data_name, data_dir, image_size, batch_size, num_workers):
     _check_count("image_size", image_size, 1)
     paths, labels = load_split(spec, data_dir, "test")
     loader = _test_loader(paths, labels, image_size, batch_size, num_workers)
-    info = _test_info(spec, data_dir, paths, labels)
+    info = TestSplitInfo.of_split(spec, data_dir, paths, labels)
     logger.info(
-        "%s in %s: test %d images / %d classes", spec.name, data_dir, len(paths), info["num_test_classes"]
+        "%s in %s: test %d images / %d classes", spec.name, data_dir, len(paths), info.num_test_classes
     )
     return loader, info
 
@@ -219,12 +260,12 @@ def _log_loaders(info, batches, batch_size, num_instances):
     logger.info(
         "%s in %s: train %d images / %d classes, test %d images / %d classes; %d batches of %d "
         "(%d classes x %d) per epoch",
-        info["dataset"].name,
-        info["data_dir"],
-        info["num_train_images"],
-        info["num_train_classes"],
-        info["num_test_images"],
-        info["num_test_classes"],
+        info.dataset.name,
+        info.data_dir,
+        info.num_train_images,
+        info.num_train_classes,
+        info.num_test_images,
+        info.num_test_classes,
         batches,
         batch_size,
         batch_size // num_instances,
@@ -271,12 +312,7 @@ def build_loaders(
         ``len(train_loader)`` batches per epoch of (uint8 NDArray (B, S, S, 3), int32 NDArray (B,)).
     test_loader : mxnet.gluon.data.DataLoader
         All test images in file order, last batch kept, same element types.
-    info : dict
-        ``num_train_images``, ``num_test_images``, ``num_train_classes``, ``num_test_classes``,
-        ``test_labels`` (int32 numpy array, loader order), ``test_paths`` (absolute, loader
-        order), ``train_labels``, ``train_sampler`` (call ``set_epoch(epoch)`` before each
-        epoch), ``data_dir``, ``dataset`` (the spec), ``skipped_images``, ``seen_test_classes``
-        (the test classes that are also training classes: empty unless ``seen_classes``).
+    info : LoaderInfo
 
     A one-line ValueError (naming what to run) for an unknown dataset, a missing or empty data
     directory, a bad split file, missing images, test classes that are training classes, or
@@ -286,17 +322,14 @@ def build_loaders(
     _check_count("num_workers", num_workers, 0)
     test_batch_size = batch_size if test_batch_size is None else test_batch_size
     _check_count("test_batch_size", test_batch_size, 1)
-
     (train_paths, train_labels), (test_paths, test_labels), skipped, seen = _readable_splits(
         spec, data_dir, skip_bad_images, seen_classes)
-
-    train_sampler = ClassBalancedBatchSampler(train_labels, batch_size, num_instances, seed=seed)
-    train_set = ImageListDataset(train_paths, train_labels, TrainTransform(image_size), seed=seed)
-    train_loader = mx.gluon.data.DataLoader(train_set, batch_sampler=train_sampler, num_workers=int(num_workers),
-                                            prefetch=prefetch)
+    train_loader, train_sampler = _train_loader(train_paths, train_labels, image_size, batch_size, num_instances,
+                                                num_workers, seed, prefetch)
     test_loader = _test_loader(test_paths, test_labels, image_size, test_batch_size, num_workers, seed, prefetch)
-    info = dict(_test_info(spec, data_dir, test_paths, test_labels), num_train_images=len(train_paths),
-                num_train_classes=int(len(np.unique(train_labels))), train_labels=train_labels,
-                train_sampler=train_sampler, skipped_images=skipped, seen_test_classes=seen)
+    test_info = vars(TestSplitInfo.of_split(spec, data_dir, test_paths, test_labels))
+    info = LoaderInfo(**test_info, train_labels=train_labels,
+                      num_train_images=len(train_paths), num_train_classes=int(len(np.unique(train_labels))),
+                      train_sampler=train_sampler, skipped_images=skipped, seen_test_classes=seen)
     _log_loaders(info, len(train_sampler), batch_size, num_instances)
     return train_loader, test_loader, info

@@ -69,15 +69,15 @@ def embed_test_split(checkpoint, ctx, network=None, data_name=None, data_dir=Non
     loader, info = data.build_test_loader(data_name, data_dir, image_size, batch_size, num_workers)
     start = time.time()
     embeddings = embed_dataset(net, loader, ctx, progress=progress,
-                               desc="embedding %s test" % info["dataset"].name)
+                               desc="embedding %s test" % info.dataset.name)
     logger.info("embedded %d test images in %.1f s on %s", len(embeddings), time.time() - start,
                 ", ".join(str(c) for c in ctx))
-    if embeddings.shape[0] != info["num_test_images"]:  # pragma: no cover - a loader bug
+    if embeddings.shape[0] != info.num_test_images:  # pragma: no cover - a loader bug
         raise ValueError("embedded %d images but the test split has %d"
-                         % (embeddings.shape[0], info["num_test_images"]))
-    description = {"data_name": info["dataset"].name, "data_dir": os.path.abspath(info["data_dir"]),
+                         % (embeddings.shape[0], info.num_test_images))
+    description = {"data_name": info.dataset.name, "data_dir": os.path.abspath(info.data_dir),
                    "image_size": image_size}
-    return l2_normalize(embeddings), info["test_labels"], info["test_paths"], info["dataset"], description
+    return l2_normalize(embeddings), info.test_labels, info.test_paths, info.dataset, description
 
 
 def default_out(source):

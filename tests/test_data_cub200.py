@@ -84,8 +84,8 @@ def test_nested_layout_and_loaders(tmp_path):
         line
     )
     _, test_loader, info = build_loaders("cub200", data_dir, 16, batch_size=4, num_instances=2, num_workers=0)
-    assert info["test_labels"].tolist() == [3, 3, 3, 4, 4, 4], "test labels {}".format(info["test_labels"])
-    assert info["dataset"].default_recallk == (1, 2, 4, 8), "CUB ranks 1,2,4,8"
+    assert info.test_labels.tolist() == [3, 3, 3, 4, 4, 4], "test labels {}".format(info.test_labels)
+    assert info.dataset.default_recallk == (1, 2, 4, 8), "CUB ranks 1,2,4,8"
     images, labels = next(iter(test_loader))
     assert images.shape == (4, 16, 16, 3), "test batch shape {}".format(images.shape)
 

@@ -47,13 +47,13 @@ def test_classes_sorted_by_name_and_images_by_file(tree):
 def test_loaders_and_ranks(tree):
     train_loader, test_loader, info = build_loaders("folder", tree, 16, batch_size=4, num_instances=2,
                                                     num_workers=0)
-    assert (info["num_train_images"], info["num_train_classes"]) == (7, 3), "train counts {}".format(info)
-    assert info["test_labels"].tolist() == [0, 0, 0, 1, 1], "cow before owl: {}".format(info["test_labels"])
+    assert (info.num_train_images, info.num_train_classes) == (7, 3), "train counts {}".format(info)
+    assert info.test_labels.tolist() == [0, 0, 0, 1, 1], "cow before owl: {}".format(info.test_labels)
     images, labels = next(iter(test_loader))
     assert images.shape == (4, 16, 16, 3) and images.dtype == np.uint8, "test batch {}".format(images.shape)
     assert DATASETS["folder"].default_recallk == (1, 2, 4, 8), "folder ranks"
     loader, test_info = build_test_loader("folder", tree, 16, batch_size=5, num_workers=0)
-    assert np.array_equal(test_info["test_labels"], info["test_labels"]), "same test split"
+    assert np.array_equal(test_info.test_labels, info.test_labels), "same test split"
 
 
 def test_test_split_alone_is_enough_for_evaluation(tree):
@@ -61,7 +61,7 @@ def test_test_split_alone_is_enough_for_evaluation(tree):
 
     shutil.rmtree(os.path.join(tree, "train"))
     _, info = build_test_loader("folder", tree, 16, batch_size=5, num_workers=0)
-    assert info["num_test_images"] == 5, "evaluation reads only test/"
+    assert info.num_test_images == 5, "evaluation reads only test/"
     with pytest.raises(ValueError, match="train does not exist"):
         build_loaders("folder", tree, 16, 4, 2, 0)
 
@@ -103,7 +103,7 @@ def _test_classes_also_trained(tree, *names):
 
 def test_unseen_test_classes_are_recorded_as_none(tree):
     _, _, info = build_loaders("folder", tree, 16, batch_size=4, num_instances=2, num_workers=0)
-    assert info["seen_test_classes"] == [], "train and test share no folder name: {}".format(info)
+    assert info.seen_test_classes == [], "train and test share no folder name: {}".format(info)
 
 
 def test_test_classes_that_are_training_classes_are_refused_in_one_line(tree):
@@ -121,7 +121,7 @@ def test_the_seen_class_protocol_is_taken_when_asked_and_named(tree, caplog):
     caplog.set_level("WARNING")
     _, _, info = build_loaders("folder", tree, 16, batch_size=4, num_instances=2, num_workers=0,
                                seen_classes=True)
-    assert info["seen_test_classes"] == ["eel"], "the shared folder name: {}".format(info["seen_test_classes"])
+    assert info.seen_test_classes == ["eel"], "the shared folder name: {}".format(info.seen_test_classes)
     warned = [r.getMessage() for r in caplog.records if "also training classes" in r.getMessage()]
     assert len(warned) == 1 and "eel" in warned[0] and "seen-class" in warned[0], caplog.text
 
@@ -140,4 +140,4 @@ def test_a_split_file_dataset_sharing_class_ids_is_refused_too(tmp_path):
         build_loaders("cars196", str(root), 16, batch_size=4, num_instances=2, num_workers=0)
     _, _, info = build_loaders("cars196", str(root), 16, batch_size=4, num_instances=2, num_workers=0,
                                seen_classes=True)
-    assert info["seen_test_classes"] == ["3"], "class ids as strings: {}".format(info["seen_test_classes"])
+    assert info.seen_test_classes == ["3"], "class ids as strings: {}".format(info.seen_test_classes)

@@ -34,8 +34,9 @@ def test_train_and_test_loaders(tiny_tree, num_workers):
         test_batch_size=5,
     )
     expected = {"num_train_images": 24, "num_test_images": 24, "num_train_classes": 3, "num_test_classes": 3}
-    assert {k: info[k] for k in expected} == expected, "info {}".format({k: info[k] for k in expected})
-    sampler = info["train_sampler"]
+    counts = {k: getattr(info, k) for k in expected}
+    assert counts == expected, "info {}".format(counts)
+    sampler = info.train_sampler
     assert len(train_loader) == 3 * 4 // 8 == 1, "one batch of 8 per epoch of 3 classes x 4"
     for epoch in range(2):
         sampler.set_epoch(epoch)
@@ -54,7 +55,7 @@ def test_train_and_test_loaders(tiny_tree, num_workers):
     test_batches = list(test_loader)
     assert [b[0].shape[0] for b in test_batches] == [5, 5, 5, 5, 4], "last test batch must be kept"
     test_labels = np.concatenate([b[1].asnumpy() for b in test_batches])
-    assert np.array_equal(test_labels, info["test_labels"]), "test loader must follow the split order"
+    assert np.array_equal(test_labels, info.test_labels), "test loader must follow the split order"
     assert test_batches[0][0].dtype == np.uint8, "test images uint8"
 
 
@@ -62,8 +63,8 @@ def test_workers_reproduce_in_process_batches(tiny_tree):
     in_process = build_loaders("demo", tiny_tree, 24, 8, 4, num_workers=0, seed=7)
     forked = build_loaders("demo", tiny_tree, 24, 8, 4, num_workers=2, seed=7)
     for epoch in (0, 3):
-        a = _epoch(in_process[0], in_process[2]["train_sampler"], epoch)
-        b = _epoch(forked[0], forked[2]["train_sampler"], epoch)
+        a = _epoch(in_process[0], in_process[2].train_sampler, epoch)
+        b = _epoch(forked[0], forked[2].train_sampler, epoch)
         for (images_a, labels_a), (images_b, labels_b) in zip(a, b):
             assert np.array_equal(labels_a, labels_b), "epoch {}: labels differ across worker counts".format(
                 epoch
@@ -71,8 +72,8 @@ def test_workers_reproduce_in_process_batches(tiny_tree):
             assert np.array_equal(
                 images_a, images_b
             ), "epoch {}: augmentation differs across worker counts".format(epoch)
-    first = _epoch(in_process[0], in_process[2]["train_sampler"], 0)
-    second = _epoch(in_process[0], in_process[2]["train_sampler"], 1)
+    first = _epoch(in_process[0], in_process[2].train_sampler, 0)
+    second = _epoch(in_process[0], in_process[2].train_sampler, 1)
     assert not np.array_equal(first[0][0], second[0][0]), "epochs must differ"
 
 

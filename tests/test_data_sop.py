@@ -73,9 +73,9 @@ def test_registry_ranks_and_loaders(tmp_path):
     data_dir = str(tmp_path / "sop")
     prepare.prepare_sop(data_dir, download=False, expected_images=_fake_sop(data_dir, per_class=2))
     _, test_loader, info = build_loaders("sop", data_dir, 16, batch_size=4, num_instances=2, num_workers=0)
-    assert info["test_labels"].tolist() == [4, 4, 5, 5, 6, 6], "test labels {}".format(info["test_labels"])
+    assert info.test_labels.tolist() == [4, 4, 5, 5, 6, 6], "test labels {}".format(info.test_labels)
     labels = np.concatenate([batch[1].asnumpy() for batch in test_loader])
-    assert np.array_equal(labels, info["test_labels"]), "loader order = info['test_labels']"
+    assert np.array_equal(labels, info.test_labels), "loader order = info.test_labels"
 
 
 def test_a_test_split_of_the_real_size_is_read_whole(tmp_path):
@@ -100,8 +100,8 @@ def test_a_test_split_of_the_real_size_is_read_whole(tmp_path):
     summary = prepare.prepare_sop(data_dir, download=False, expected_images=60504)
     assert summary["num_test_images"] == 60502 and summary["num_test_classes"] == 11316, summary
     _, info = build_test_loader("sop", data_dir, 16, batch_size=128, num_workers=0)
-    assert np.array_equal(info["test_labels"], labels), "test labels must be Ebay_test.txt's class ids"
-    assert info["num_test_classes"] == 11316 and len(info["test_paths"]) == 60502, "counts"
+    assert np.array_equal(info.test_labels, labels), "test labels must be Ebay_test.txt's class ids"
+    assert info.num_test_classes == 11316 and len(info.test_paths) == 60502, "counts"
 
 
 def test_local_zip_is_extracted_without_download(tmp_path, no_network):

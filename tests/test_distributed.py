@@ -82,7 +82,7 @@ def single_process_reference(data_dir, num_workers, extra=()):
     iters = len(loader) // num_workers
     scheduler = lr_scheduler_from_args(args, iters)
     for epoch in range(args.epochs):
-        info["train_sampler"].set_epoch(epoch)
+        info.train_sampler.set_epoch(epoch)
         batches = list(loader)
         for t in range(iters):
             net.collect_params().zero_grad()

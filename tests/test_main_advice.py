@@ -19,8 +19,8 @@ import pytest
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 MAIN = os.path.join(ROOT, "main.py")
-SOURCES = ["main.py", "utils/run/folder.py", "utils/run/checkpoint.py", "train/loop.py",
-           "train/step.py", "utils/run/storage.py"]
+SOURCES = ["main.py", "utils/run/folder.py", "utils/run/checkpoint.py", "train/loop.py", "train/state.py",
+           "train/setup.py", "train/parts.py", "train/step.py", "utils/run/storage.py"]
 ADVISING = re.compile(r"--resume|--overwrite|--save_dir|--nan_policy|--lr|--epochs|pass --|give --|"
                       r"leave --|run again")
 LOWER_RATE = "1e-4"  # what the test gives for a learning rate the message asks to lower (LR)

@@ -27,9 +27,9 @@ ORIGINAL_DEFAULTS = {
 
 
 def test_original_flags_and_defaults():
-    import main
+    from train import setup
 
-    assert main.DEFAULT_RECALLK == (1, 2, 4, 8), "--recallk falls back to the original's 1,2,4,8"
+    assert setup.DEFAULT_RECALLK == (1, 2, 4, 8), "--recallk falls back to the original's 1,2,4,8"
     args = build_parser().parse_args([])
     for name, value in ORIGINAL_DEFAULTS.items():
         assert getattr(args, name) == value, "--%s default %r, original %r" % (

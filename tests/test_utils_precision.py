@@ -269,12 +269,14 @@ def test_loss_scaler_state_round_trips():
 def test_checkpoint_meta_carries_the_loss_scaler_to_the_resumed_state():
     import argparse
 
-    from train.loop import resumed_state
+    from train.state import TrainingState
 
     meta = {"epoch": 1, "batch_in_epoch": 2, "global_step": 6, "epoch_loss": [0.5, 2],
             "pending_eval": None, "pending_row": None, "results": {}, "run_files": {}}
     args = argparse.Namespace(epochs=3)
-    assert "loss_scaler" not in resumed_state(args, meta), "float32/bfloat16 checkpoints have no scaler"
+    assert "loss_scaler" not in TrainingState.from_checkpoint(meta, args).to_json(), \
+        "float32/bfloat16 checkpoints have no scaler"
     scaler = {"_loss_scale": 256.0, "_next_loss_scale": 256.0, "_unskipped": 3}
-    assert resumed_state(args, dict(meta, loss_scaler=scaler))["loss_scaler"] == scaler, \
+    resumed = TrainingState.from_checkpoint(dict(meta, loss_scaler=scaler), args).to_json()
+    assert resumed["loss_scaler"] == scaler, \
         "a float16 checkpoint's scaler state must reach the resumed run"

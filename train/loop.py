@@ -1,15 +1,8 @@
 """The training loop of a run: epochs, evaluations, checkpoints, and stopping where the state is whole.
 
-The loop's position is one JSON-able dict, ``state``, which every checkpoint stores:
-
-- ``epoch`` (completed), ``batch_in_epoch`` (updates applied in the current epoch), ``global_step``;
-- ``epoch_loss``: ``[sum, count]`` of the current epoch's iteration losses, so the mean of an epoch
-  interrupted in the middle is that of an uninterrupted one;
-- ``pending_eval``: ``None``, ``"initial"`` (the evaluation before training) or ``"epoch"``, with
-  ``pending_row`` (that epoch's summary.csv row, completed by the metrics): an evaluation that
-  was due and had not finished is run first after a resume;
-- ``results``: what ``results.json`` holds; ``run_files``: the sizes of the run folder's
-  append-only files at that point (``utils.run.folder``).
+The loop's position is a ``train.state.TrainingState`` (epoch, batch, step, the epoch's running
+loss, a pending evaluation, results, the run files' sizes), which the loop mutates and every
+checkpoint stores (``TrainingState.to_json``); its parts are a ``train.parts.TrainingParts``.
 
 Checkpoints are written after the evaluation before training, after every evaluation, and when
 the run is stopped (Ctrl-C, SIGTERM, an image that cannot be decoded); no checkpoint is written of
@@ -48,53 +41,32 @@ from utils.summary.projector import log_projector
 logger = logging.getLogger("ee_gluon")
 
 
-def fresh_state(args, iters_per_epoch):
-    """The state of a run that has not trained yet."""
-    return {"epoch": args.start_epoch, "batch_in_epoch": 0,
-            "global_step": args.start_epoch * iters_per_epoch, "epoch_loss": [0.0, 0],
-            "pending_eval": "initial" if args.eval_at_start else None, "pending_row": None,
-            "results": {"epoch": args.start_epoch, "initial": None, "best": None, "last": None}}
-
-
-def resumed_state(args, meta):
-    """The state a checkpoint's ``meta`` holds, checked against the run's --epochs."""
-    if meta["epoch"] > args.epochs:
-        raise ValueError("--epochs=%d: the run has already trained %d epochs; give --epochs=%d or "
-                         "more" % (args.epochs, meta["epoch"], meta["epoch"]))
-    state = {key: meta[key] for key in ("epoch", "batch_in_epoch", "global_step", "epoch_loss",
-                                        "pending_eval", "pending_row", "results", "run_files")}
-    if "loss_scaler" in meta:  # float16's dynamic loss scale (utils.precision)
-        state["loss_scaler"] = meta["loss_scaler"]
-    return state
-
-
 def _record(values, epoch, non_finite):
     """A results.json entry: the metrics, their epoch, and how many test embeddings were not finite."""
     return dict(values, epoch=epoch, non_finite=non_finite)
 
 
 class TrainingLoop:
-    """Trains ``net`` from ``state`` to ``args.epochs``; see the module docstring.
+    """Trains ``parts.net`` from ``state`` to ``args.epochs``; see the module docstring.
 
-    ``parts`` holds what main.py built: ``net``, ``loss_fn``, ``trainer``, ``ctx``, ``scheduler``,
-    ``step_options``, ``train_loader``, ``test_loader``, ``info`` (of ``data.build_loaders``),
-    ``summary`` (``TrainingSummary``), ``interrupts`` (``Interrupts``), ``is_chief``, ``kvstore``
-    (the parameter-server kvstore of a distributed run, else None).
+    ``parts``: ``train.parts.TrainingParts`` (what main.py built); ``state``:
+    ``train.state.TrainingState``, mutated as the run goes; ``summary``: ``TrainingSummary``;
+    ``interrupts``: ``Interrupts``.
     """
 
-    def __init__(self, args, parts, state):
-        self.args, self.state = args, state
-        for name, value in parts.items():
-            setattr(self, name, value)
+    def __init__(self, args, parts, state, summary, interrupts):
+        self.args, self.parts, self.state = args, parts, state
+        self.summary, self.interrupts = summary, interrupts
+        self.is_chief = parts.is_chief
         self.save_dir = args.save_dir
-        self.iters_per_epoch = len(self.train_loader)
+        self.iters_per_epoch = len(parts.train_loader)
         self.best_name = "R@%d" % args.recallk[0]  # the metric that picks the best parameters
         self._sizes_before_eval = None
-        self._broadcast_pending = self.kvstore is not None  # see _before_first_update
+        self._broadcast_pending = parts.kvstore is not None  # see _before_first_update
         # summary.csv: one row per epoch; the metrics are empty in epochs without an evaluation.
         self.csv_columns = ["epoch", "step", "loss", "lr"] + metric_keys(args)
         # Seed 0, not --seed: the same queries in every run, so that grids compare across runs.
-        self.grid_queries = (pick_fixed_queries(self.info["test_labels"], args.grid_queries, seed=0)
+        self.grid_queries = (pick_fixed_queries(parts.data.test_labels, args.grid_queries, seed=0)
                              if args.grid_queries else None)
 
     # --------------------------------------------------------------------------------- driving
@@ -106,20 +78,20 @@ class TrainingLoop:
         a run killed in its first epoch can be resumed too.
         """
         if not self.is_chief:
-            self.state["pending_eval"] = None  # only the chief evaluates
+            self.state.pending_eval = None  # only the chief evaluates
         if fresh and self.is_chief:  # before the first checkpoint, so a resume keeps them, once
-            self.summary.settings(run_folder.read_args(self.save_dir), self.state["global_step"])
+            self.summary.settings(run_folder.read_args(self.save_dir), self.state.global_step)
         try:
             # (Not distributed: there no checkpoint precedes the first update, see _checkpoint, and
             # an inference pass before the kvstore's initialisation breaks it, see _before_first_update.)
-            if fresh and not self.state["pending_eval"] and self.kvstore is None:
-                materialize(self.net, self.ctx, self.args.image_size)
+            if fresh and not self.state.pending_eval and self.parts.kvstore is None:
+                materialize(self.parts.net, self.parts.ctx, self.args.image_size)
                 self._checkpoint()
             while True:
-                if self.state["pending_eval"]:
+                if self.state.pending_eval:
                     self._evaluate()
-                if self.state["epoch"] >= self.args.epochs:
-                    return self.state["results"]
+                if self.state.epoch >= self.args.epochs:
+                    return self.state.results
                 self._train_epoch()
         except RunInterrupted as stop:
             stop.checkpoint = self._stop_checkpoint()
@@ -130,7 +102,7 @@ class TrainingLoop:
                              "--resume=auto" % (error, self.save_dir)) from None
         except NonFiniteLossError as error:
             raise NonFiniteLossError("%s; %s, or with --nan_policy=skip_batch to skip such updates" % (
-                error, self._lower_rate_advice(self.state["global_step"]))) from None
+                error, self._lower_rate_advice(self.state.global_step))) from None
 
     def _lower_rate_advice(self, iteration):
         """How to go on after training diverged at 0-based ``iteration``: resume from the last
@@ -151,13 +123,13 @@ class TrainingLoop:
 
     def _train_epoch(self):
         args, state = self.args, self.state
-        epoch, first = state["epoch"], state["batch_in_epoch"]
-        self.info["train_sampler"].set_epoch(epoch, skip_batches=first)
+        epoch, first = state.epoch, state.batch_in_epoch
+        self.parts.data.train_sampler.set_epoch(epoch, skip_batches=first)
         start = time.time()
         bar = tqdm(total=(self.iters_per_epoch - first) * args.batch_size, unit="img",
                    disable=not (args.progress and self.is_chief), desc="epoch %d" % (epoch + 1),
                    leave=False, dynamic_ncols=True)
-        for i, (images, labels) in enumerate(self.train_loader, start=first):
+        for i, (images, labels) in enumerate(self.parts.train_loader, start=first):
             with self.interrupts.deferred():
                 self._step(epoch, i, images, labels)
             bar.update(images.shape[0])
@@ -166,18 +138,18 @@ class TrainingLoop:
             self._end_epoch(epoch, time.time() - start)
 
     def _step(self, epoch, i, images, labels):
-        step = epoch * self.iters_per_epoch + i + 1
+        parts, step = self.parts, epoch * self.iters_per_epoch + i + 1
         value = train_step(
-            self.net, self.loss_fn, self.trainer, images, labels, self.ctx,
-            self.scheduler(step - 1), self.step_options, nan_policy=self.args.nan_policy, step=step,
+            parts.net, parts.loss_fn, parts.trainer, images, labels, parts.ctx,
+            parts.scheduler(step - 1), parts.step_options, nan_policy=self.args.nan_policy, step=step,
             where="epoch %d, iteration %d (global step %d)" % (epoch + 1, i + 1, step),
             before_update=self._before_first_update if self._broadcast_pending else None)
         if value is not None:
-            self.state["epoch_loss"][0] += value
-            self.state["epoch_loss"][1] += 1
+            self.state.epoch_loss[0] += value
+            self.state.epoch_loss[1] += 1
             if step % self.args.summary_step == 0:  # global: steps N, 2N, ... across epochs
-                self.summary.step(step, value, self.trainer.learning_rate)
-        self.state.update(batch_in_epoch=i + 1, global_step=step)
+                self.summary.step(step, value, parts.trainer.learning_rate)
+        self.state.batch_in_epoch, self.state.global_step = i + 1, step
         faults.at("step", step)
 
     def _before_first_update(self):
@@ -185,22 +157,22 @@ class TrainingLoop:
         (``train.optimizer.broadcast_initial_parameters``). Done after the first backward pass, as
         the Trainer itself would: measured here, an inference-mode forward pass on every worker
         before that broadcast made the server answer a pull of a key before its initialisation."""
-        broadcast_initial_parameters(self.trainer, self.kvstore)
+        broadcast_initial_parameters(self.parts.trainer, self.parts.kvstore)
         self._broadcast_pending = False
 
     def _end_epoch(self, epoch, seconds):
         args, state = self.args, self.state
-        done, (total, count) = epoch + 1, state["epoch_loss"]
+        done, (total, count) = epoch + 1, state.epoch_loss
         mean_loss = total / count if count else float("nan")
-        lr = self.trainer.learning_rate
-        state.update(epoch=done, batch_in_epoch=0, global_step=done * self.iters_per_epoch,
-                     epoch_loss=[0.0, 0])
-        state["results"]["epoch"] = done
+        lr = self.parts.trainer.learning_rate
+        state.epoch, state.batch_in_epoch, state.global_step = done, 0, done * self.iters_per_epoch
+        state.epoch_loss = [0.0, 0]
+        state.results["epoch"] = done
         self.summary.epoch(done, mean_loss, lr)
         logger.info("epoch %d/%d: loss %.5f, lr %.2e, %.1f s", done, args.epochs, mean_loss, lr, seconds)
         row = {"epoch": done, "step": done * self.iters_per_epoch, "loss": mean_loss, "lr": lr}
         if self.is_chief and (done % args.eval_epoch_term == 0 or done == args.epochs):
-            state.update(pending_eval="epoch", pending_row=row)
+            state.pending_eval, state.pending_row = "epoch", row
         elif self.is_chief:
             self.summary.csv_row(row, self.csv_columns)
         self.summary.flush()
@@ -208,37 +180,37 @@ class TrainingLoop:
     # ------------------------------------------------------------------------------ evaluation
 
     def _evaluate(self):
-        state, epoch = self.state, self.state["epoch"]
+        state, parts, epoch = self.state, self.parts, self.state.epoch
         self.summary.flush()
         self._sizes_before_eval = run_folder.append_only_sizes(self.save_dir)
         # One device, holding what the saved parameters hold (BatchNorm statistics averaged over
         # the devices), so the metrics are what evaluate.py measures on model_last.params.
-        share_untrained_parameters(self.net)
+        share_untrained_parameters(parts.net)
         values, embeddings = evaluate(
-            self.net, self.test_loader, self.info["test_labels"], self.ctx[:1], self.args.recallk,
+            parts.net, parts.test_loader, parts.data.test_labels, parts.ctx[:1], self.args.recallk,
             progress=self.args.progress, return_embeddings=True, metrics=self.args.eval_metrics,
             knn=self.args.knn, after_batch=lambda index: self._between_eval_batches(epoch))
         non_finite = int(non_finite_rows(embeddings).sum())
-        collapsed = state["pending_eval"] == "epoch" and non_finite == len(embeddings)
+        collapsed = state.pending_eval == "epoch" and non_finite == len(embeddings)
         if collapsed and self.args.nan_policy == "stop":
             raise NonFiniteEmbeddingsError(
                 "the test embeddings after epoch %d are all non-finite (%d of %d, NaN or inf): the "
                 "network diverged and was not kept; %s" % (
-                    epoch, non_finite, len(embeddings), self._lower_rate_advice(state["global_step"] - 1)))
+                    epoch, non_finite, len(embeddings), self._lower_rate_advice(state.global_step - 1)))
         if collapsed:
             logger.warning("the test embeddings after epoch %d are all non-finite: that network cannot "
                            "be the best (--nan_policy=skip_batch goes on)", epoch)
         with self.interrupts.deferred():
             self._log_evaluation(epoch, values, embeddings)
-            if state["pending_eval"] == "initial":
-                state["results"]["initial"] = _record(values, epoch, non_finite)
+            if state.pending_eval == "initial":
+                state.results["initial"] = _record(values, epoch, non_finite)
                 params = None
             else:
                 params = self._record_epoch_results(epoch, values, non_finite, candidate=not collapsed)
-            state.update(pending_eval=None, pending_row=None)
+            state.pending_eval, state.pending_row = None, None
             self._sizes_before_eval = None
             self._checkpoint(params=params)
-            run_folder.write_results(self.save_dir, state["results"])
+            run_folder.write_results(self.save_dir, state.results)
 
     def _between_eval_batches(self, epoch):
         faults.at("eval", epoch)
@@ -247,13 +219,13 @@ class TrainingLoop:
     def _log_evaluation(self, epoch, values, embeddings):
         step = epoch * self.iters_per_epoch
         self.summary.metrics(step, epoch, values)
-        test_images = self.test_loader._dataset
+        test_images, test_labels = self.parts.test_loader._dataset, self.parts.data.test_labels
         if self.grid_queries is not None:
-            log_retrieval_grid(self.summary.writer, "retrieval/test", embeddings, self.info["test_labels"],
+            log_retrieval_grid(self.summary.writer, "retrieval/test", embeddings, test_labels,
                                lambda index: test_images[index][0], self.grid_queries, step, k=8)
         every = self.args.projector_every
         if every and (epoch % every == 0 or epoch == self.args.epochs):
-            log_projector(self.summary.tensorboard_dir, embeddings, self.info["test_labels"],
+            log_projector(self.summary.tensorboard_dir, embeddings, test_labels,
                           lambda index: test_images[index][0], step, max_points=self.args.projector_points)
         logger.info("epoch %d: %s", epoch, "  ".join("%s %.4f" % item for item in values.items()))
 
@@ -261,8 +233,8 @@ class TrainingLoop:
         """model_last (and model_best when it improved and is a ``candidate``: not a network whose
         test embeddings are all non-finite), the csv row and results; returns the serialised
         parameters (the checkpoint shares them)."""
-        results, name = self.state["results"], self.best_name
-        params = storage.serialize(self.net.save_parameters)
+        results, name = self.state.results, self.best_name
+        params = storage.serialize(self.parts.net.save_parameters)
         last_path = run_folder.path(self.save_dir, run_folder.MODEL_LAST)
         storage.write_bytes(last_path, params, storage.RESUME_FIX)
         results["last"] = _record(values, epoch, non_finite)
@@ -271,7 +243,7 @@ class TrainingLoop:
             self.summary.best(epoch * self.iters_per_epoch, epoch, name, values[name])
             storage.link_or_copy(last_path, run_folder.path(self.save_dir, run_folder.MODEL_BEST),
                                  storage.RESUME_FIX)
-        self.summary.csv_row(dict(self.state["pending_row"], **values), self.csv_columns)
+        self.summary.csv_row(dict(self.state.pending_row, **values), self.csv_columns)
         return params
 
     # ----------------------------------------------------------------------------- checkpoints
@@ -286,36 +258,38 @@ class TrainingLoop:
             return None
         with self.interrupts.deferred():
             self.summary.flush()
-            self.state["run_files"] = sizes or run_folder.append_only_sizes(self.save_dir)
-            if loss_scaler_state(self.trainer) is not None:
-                self.state["loss_scaler"] = loss_scaler_state(self.trainer)
+            trainer = self.parts.trainer
+            self.state.run_files = sizes or run_folder.append_only_sizes(self.save_dir)
+            if loss_scaler_state(trainer) is not None:
+                self.state.loss_scaler = loss_scaler_state(trainer)
             source = run_folder.path(self.save_dir, run_folder.MODEL_LAST) if params else None
             path = checkpoint.save_checkpoint(
-                self.save_dir, params or storage.serialize(self.net.save_parameters),
-                device_free_states(self.trainer), self.state,
+                self.save_dir, params or storage.serialize(self.parts.net.save_parameters),
+                device_free_states(trainer), self.state.to_json(),
                 keep=self.args.keep_checkpoints, params_source=source)
             logger.info("checkpoint %s", os.path.basename(path))
         return path
 
     # ---------------------------------------------------------------------------------- ending
 
-    def finish(self, num_workers, rank):
+    def finish(self):
         """After the last epoch: each worker's parameters (distributed), results, export."""
+        net = self.parts.net
         self.summary.close()
-        if num_workers > 1:
+        if self.parts.num_workers > 1:
             # Each worker's final parameters, so that their agreement can be checked.
-            storage.write_bytes(os.path.join(self.save_dir, "model_final_worker%d.params" % rank),
-                                storage.serialize(self.net.save_parameters))
+            storage.write_bytes(os.path.join(self.save_dir, "model_final_worker%d.params" % self.parts.rank),
+                                storage.serialize(net.save_parameters))
         if not self.is_chief:
             return
-        results = self.state["results"]
+        results = self.state.results
         run_folder.write_results(self.save_dir, results)
         if self.args.export:
             from model.export import export_network
 
             if self.args.dtype != "float32":
-                use_float32(self.net)  # the exported graph is float32, for any runtime
-            export_network(self.net, os.path.join(self.save_dir, run_folder.EXPORT, "model"),
+                use_float32(net)  # the exported graph is float32, for any runtime
+            export_network(net, os.path.join(self.save_dir, run_folder.EXPORT, "model"),
                            self.args.image_size)
         best, last = results["best"], results["last"]
         if best and last:

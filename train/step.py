@@ -2,6 +2,8 @@
 and the update when the loss is finite (what the training loop, ``train.loop``, calls).
 """
 import logging
+from dataclasses import dataclass
+from typing import Any, Optional
 
 import mxnet as mx
 import numpy as np
@@ -9,9 +11,27 @@ import numpy as np
 from utils.precision import loss_scale_for_step
 from utils.run import faults
 
-from .regularization import l2_regularization, scale_gradients
+from .regularization import l2_regularization, regularized_params, scale_gradients
 
 logger = logging.getLogger(__name__)
+
+
+@dataclass
+class StepOptions:
+    """The optional parts of an update (:func:`forward_backward`): the Symmetrical Synthesis
+    recipe's L2 term ``l2_coefficient * sum |w|^2 / 2`` over ``l2_params`` (None: no term), and
+    ``grad_mult``, the multiplier of the gradients of ``scaled_params`` (the embedding head)."""
+
+    l2_params: Optional[Any] = None
+    l2_coefficient: float = 0.0
+    scaled_params: Optional[Any] = None
+    grad_mult: float = 1.0
+
+    @classmethod
+    def from_args(cls, args, net):
+        """``--l2_reg`` over the parameters it regularizes, ``--embed_grad_mult`` on ``net.head``."""
+        return cls(l2_params=regularized_params(net) if args.l2_reg else None, l2_coefficient=args.l2_reg,
+                   scaled_params=net.head.collect_params(), grad_mult=args.embed_grad_mult)
 
 
 def forward_backward(net, loss_fn, images, labels, ctx, l2_params=None, l2_coefficient=0.0,
@@ -84,8 +104,8 @@ def train_step(net, loss_fn, trainer, images, labels, ctx, learning_rate, step_o
     ----------
     learning_rate : float
         Set on the trainer before the update (the schedule's value for this iteration).
-    step_options : dict, optional
-        Extra keyword arguments of :func:`forward_backward` (regulariser, gradient multiplier).
+    step_options : StepOptions, optional
+        The regulariser and gradient multiplier (default: neither).
     nan_policy : {'stop', 'skip_batch'}
         On a non-finite loss, raise ``NonFiniteLossError`` (naming ``where``; the caller adds how
         to go on) before updating, or skip the update and return None.
@@ -100,8 +120,10 @@ def train_step(net, loss_fn, trainer, images, labels, ctx, learning_rate, step_o
         The iteration's loss, or None when its update was skipped.
     """
     trainer.set_learning_rate(learning_rate)
-    losses = forward_backward(net, loss_fn, images, labels, ctx, loss_scale=loss_scale_for_step(trainer),
-                              **(step_options or {}))
+    options = step_options or StepOptions()
+    losses = forward_backward(net, loss_fn, images, labels, ctx, l2_params=options.l2_params,
+                              l2_coefficient=options.l2_coefficient, scaled_params=options.scaled_params,
+                              grad_mult=options.grad_mult, loss_scale=loss_scale_for_step(trainer))
     value = float(losses.mean().asscalar())
     if faults.loss_is_nan(step):
         value = float("nan")
