@@ -20,7 +20,9 @@ import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-sys.setrecursionlimit(2000)  # GluonCV's deep blocks, when hybridizing
+from utils.environment import allow_deep_hybridization  # noqa: E402
+
+allow_deep_hybridization()
 
 import mxnet as mx  # noqa: E402
 import numpy as np  # noqa: E402

@@ -13,6 +13,8 @@ command-line flags is in :mod:`loss.factory`. Each loss class declares what it n
 (:class:`loss.base.MetricLoss`: ``takes_ee``, ``pair_layout``, ``wants_unit_embeddings``,
 ``needs_negatives``); adding a loss is its file and one line in ``LOSSES``.
 """
+from utils.flags import registry_key
+
 from .angular import AngularLoss
 from .base import MetricLoss
 from .distance import pairwise_euclidean, same_label_mask
@@ -73,7 +75,7 @@ def normalize_loss_name(name):
     """
     if not isinstance(name, str):
         raise ValueError(f"loss name must be a string, got {name!r}.")
-    return name.strip().lower().replace("-", "_")
+    return registry_key(name)
 
 
 def loss_class(name):

@@ -13,5 +13,5 @@ Nothing here imports ``data``, ``model``, ``loss``, ``train`` or ``inference``. 
 - single files: ``flags`` (argparse types and range checks of every entry point), ``errors``
   (one-line errors, the parser that gives them), ``logs``, ``devices`` (--gpu_idx to contexts),
   ``host`` (cores, shared memory), ``environment`` (NumPy, MXNet and OpenMP before MXNet loads),
-  ``precision`` (bfloat16 / float16 AMP), ``loopback_job`` (a distributed job on this machine).
+  ``precision`` (bfloat16 / float16 AMP), ``imagenet`` (the backbones' input statistics), ``loopback_job`` (a distributed job on this machine).
 """

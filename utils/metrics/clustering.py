@@ -8,6 +8,8 @@ import numpy as np
 from .embeddings import _label_codes, non_finite_rows
 from .knn_search import _faiss
 
+CLUSTER_BACKENDS = ("auto", "sklearn", "faiss")  # k-means of NMI and F1 (see cluster)
+
 
 def _contingency(cluster_ids, labels):
     """Non-zero cells of the cluster × class contingency table, and the marginals.
@@ -120,11 +122,12 @@ def cluster(embeddings, n_clusters, backend="auto", seed=0, niter=20):
     n_clusters = int(n_clusters)
     if not 1 <= n_clusters <= x.shape[0]:
         raise ValueError("need 1 <= n_clusters <= N, got %d for N=%d" % (n_clusters, x.shape[0]))
+    if backend not in CLUSTER_BACKENDS:
+        raise ValueError("cluster backend must be %s or %r, got %r"
+                         % (", ".join(map(repr, CLUSTER_BACKENDS[:-1])), CLUSTER_BACKENDS[-1], backend))
     if backend in ("auto", "sklearn"):
         return _kmeans_sklearn(x, n_clusters, seed, niter)
-    if backend == "faiss":
-        return _kmeans_faiss(x, n_clusters, seed, niter)
-    raise ValueError("cluster backend must be 'auto', 'sklearn' or 'faiss', got %r" % (backend,))
+    return _kmeans_faiss(x, n_clusters, seed, niter)
 
 
 def _cluster_finite(x, n_clusters, backend, seed):
