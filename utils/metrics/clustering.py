@@ -90,8 +90,8 @@ def _kmeans_sklearn(x, n_clusters, seed, niter):
     else:
         # k-means++ seeding is O(N·K·D·log K) in small matrix products: far too slow at SOP
         # size (60k points, 11k clusters). Random seeding + Lloyd iterations (one BLAS product
-        # per chunk) takes 20-30 s there on 2 cores. MiniBatchKMeans was tried and rejected:
-        # slower (58 s) and most of its 11k clusters collapse (NMI 0.53 vs 0.90, F1 0.001 vs 0.40).
+        # per chunk) instead. MiniBatchKMeans was tried and rejected: slower, and most of its
+        # clusters collapse (docs/performance.md, Inside the code).
         km = KMeans(n_clusters=n_clusters, init="random", n_init=1, random_state=seed,
                     max_iter=niter, algorithm="lloyd")
     return km.fit_predict(x).astype(np.int64)
@@ -109,8 +109,8 @@ def cluster(embeddings, n_clusters, backend="auto", seed=0, niter=20):
         'sklearn': ``KMeans`` (k-means++, up to max(niter, 100) iterations) when N·K <= 5e7,
         else random seeding and ``niter`` Lloyd iterations. 'faiss': ``faiss.Kmeans``
         (``niter`` iterations; needs ``pip install faiss-cpu==1.8.0.post1``). 'auto' is
-        'sklearn': at SOP size on 2 cores it took 20-30 s against about 125 s for faiss-cpu
-        1.8.0 with 5 iterations (whose BLAS ran on one thread), with the same NMI.
+        'sklearn', the faster of the two at SOP size, with the same NMI (docs/performance.md,
+        Inside the code).
     seed : int
     niter : int
 
