@@ -84,12 +84,13 @@ def add_progress_flag(group):
 
 def _recallk_help(stored_embeddings):
     """The ranks of Recall@K when none are given: the datasets' (``DatasetSpec.default_recallk``)."""
-    others = ["%s for %s" % (",".join(map(str, spec.default_recallk)), spec.name)
-              for spec in DATASETS.values() if tuple(spec.default_recallk) != tuple(DEFAULT_RECALLK)]
     original = ",".join(map(str, DEFAULT_RECALLK))
-    stored = "; %s for stored embeddings without --data_name" % original if stored_embeddings else ""
-    return "ranks K of Recall@K; default: the dataset's (%s as the original; %s%s)" % (
-        original, "; ".join(others), stored)
+    cases = ["%s as the original" % original]
+    cases += ["%s for %s" % (",".join(map(str, spec.default_recallk)), spec.name)
+              for spec in DATASETS.values() if tuple(spec.default_recallk) != tuple(DEFAULT_RECALLK)]
+    if stored_embeddings:
+        cases.append("%s for stored embeddings without --data_name" % original)
+    return "ranks K of Recall@K; default: the dataset's (%s)" % "; ".join(cases)
 
 
 def add_recallk_flag(group, stored_embeddings=False):
