@@ -32,9 +32,9 @@ import os  # noqa: E402
 import numpy as np  # noqa: E402
 
 from data.image_list import list_labeled_images  # noqa: E402
-from inference.flags import (add_backbone_flag, add_batch_size_flag, add_checkpoint_flag, add_embed_dim_flag,  # noqa: E402
-                             add_gpu_idx_flag, add_image_size_flag, add_inference_dtype_flag, add_num_workers_flag,
-                             add_progress_flag)
+from inference.flags import (add_backbone_flag, add_batch_size_flag, add_checkpoint_flag,  # noqa: E402
+                             add_embed_dim_flag, add_gpu_idx_flag, add_image_size_flag,
+                             add_inference_dtype_flag, add_num_workers_flag, add_progress_flag)
 from inference.gallery_search import draw_results, gallery_embeddings, query_labels, search  # noqa: E402
 from inference.image_embeddings import embed_paths, report_skipped, save_embeddings  # noqa: E402
 from inference.trained_network import check_dtype_applies, load_network  # noqa: E402

@@ -33,8 +33,8 @@ from inference.batch_embedding import warn_non_finite  # noqa: E402
 from inference.evaluation import default_out, embed_test_split, load_stored, write_report  # noqa: E402
 from inference.flags import (add_backbone_flag, add_batch_size_flag, add_checkpoint_flag,  # noqa: E402
                              add_dataset_flags, add_embed_dim_flag, add_eval_metrics_flag, add_gpu_idx_flag,
-                             add_image_size_flag, add_inference_dtype_flag, add_knn_flag, add_num_workers_flag,
-                             add_progress_flag, add_recallk_flag)
+                             add_image_size_flag, add_inference_dtype_flag, add_knn_flag,
+                             add_num_workers_flag, add_progress_flag, add_recallk_flag)
 from inference.image_embeddings import save_embeddings, sidecar  # noqa: E402
 from inference.trained_network import check_dtype_applies  # noqa: E402
 from utils.devices import resolve_contexts  # noqa: E402

@@ -72,7 +72,8 @@ def build_parser():
 
 def _add_data_flags(data):
     """The data flags."""
-    add_dataset_flags(data, "car196", what="dataset (the default, car196, is the original's name of cars196)")
+    add_dataset_flags(data, "car196",
+                      what="dataset (the default, car196, is the original's name of cars196)")
     add_image_size_flag(data, 227)
     add_batch_size_flag(data, 128, per="iteration")
     data.add_argument("--num_instances", default=32, type=int,
