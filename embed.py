@@ -32,7 +32,9 @@ import os  # noqa: E402
 import numpy as np  # noqa: E402
 
 from data.image_list import list_labeled_images  # noqa: E402
-from inference.flags import add_inference_dtype_flag  # noqa: E402
+from inference.flags import (add_backbone_flag, add_batch_size_flag, add_checkpoint_flag,  # noqa: E402
+                             add_embed_dim_flag, add_gpu_idx_flag, add_image_size_flag,
+                             add_inference_dtype_flag, add_num_workers_flag, add_progress_flag)
 from inference.gallery_search import draw_results, gallery_embeddings, query_labels, search  # noqa: E402
 from inference.image_embeddings import embed_paths, report_skipped, save_embeddings  # noqa: E402
 from inference.trained_network import check_dtype_applies, load_network  # noqa: E402
@@ -51,17 +53,11 @@ def build_parser():
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     net = parser.add_argument_group("network")
-    net.add_argument("--checkpoint", required=True, type=path_flag,
-                     help="trained parameters (model_last.params, model_best.params, "
-                          "checkpoint-*.params), an exported PREFIX-symbol.json, or its PREFIX.onnx (ONNX Runtime)")
-    net.add_argument("--backbone", default=None,
-                     help="backbone of a .params checkpoint (default: from args.json beside it)")
-    net.add_argument("--embed_dim", default=None, type=int,
-                     help="embedding size of a .params checkpoint (default: from args.json)")
-    net.add_argument("--image_size", default=None, type=int,
-                     help="side the images are resized to (default: args.json or PREFIX-meta.json)")
-    net.add_argument("--gpu_idx", default=None,
-                     help="nothing: GPU 0 if visible else CPU; -1: CPU; 0,1: split batches over GPUs")
+    add_checkpoint_flag(net, required=True)
+    add_backbone_flag(net)
+    add_embed_dim_flag(net)
+    add_image_size_flag(net)
+    add_gpu_idx_flag(net)
     add_inference_dtype_flag(net)
 
     inputs = parser.add_argument_group("images")
@@ -73,15 +69,14 @@ def build_parser():
                         help="embeddings file (.npy, rows in the order of the sidecar "
                              "OUT.paths.txt); required with --images, optional with --query "
                              "(then it receives the gallery's embeddings)")
-    inputs.add_argument("--batch_size", default=64, type=int, help="images per forward pass")
-    inputs.add_argument("--num_workers", default=2, type=int,
-                        help="image decoding worker processes (0 = decode in this process)")
+    add_batch_size_flag(inputs, 64, per="forward pass")
+    add_num_workers_flag(inputs, 2)
     inputs.add_argument("--skip_bad_images", default=False, type=str2bool, nargs="?", const=True,
                         help="skip images that cannot be read (listed, and written to "
                              "OUT.skipped.txt) instead of stopping")
     inputs.add_argument("--normalize", default=True, type=str2bool,
                         help="L2-normalise the embeddings (as evaluation does)")
-    inputs.add_argument("--progress", default=True, type=str2bool, help="show a progress bar")
+    add_progress_flag(inputs)
 
     search = parser.add_argument_group("search")
     search.add_argument("--query", default=None, nargs="+", type=path_flag,

@@ -31,15 +31,18 @@ import numpy as np  # noqa: E402
 import data  # noqa: E402
 from inference.batch_embedding import warn_non_finite  # noqa: E402
 from inference.evaluation import default_out, embed_test_split, load_stored, write_report  # noqa: E402
-from inference.flags import add_inference_dtype_flag  # noqa: E402
+from inference.flags import (add_backbone_flag, add_batch_size_flag, add_checkpoint_flag,  # noqa: E402
+                             add_dataset_flags, add_embed_dim_flag, add_eval_metrics_flag, add_gpu_idx_flag,
+                             add_image_size_flag, add_inference_dtype_flag, add_knn_flag,
+                             add_num_workers_flag, add_progress_flag, add_recallk_flag)
 from inference.image_embeddings import save_embeddings, sidecar  # noqa: E402
 from inference.trained_network import check_dtype_applies  # noqa: E402
 from utils.devices import resolve_contexts  # noqa: E402
 from utils.errors import OneLineParser, run_command  # noqa: E402
-from utils.flags import (any_metric_list, check_minimums, check_positive_sizes, check_recallk, int_list,  # noqa: E402
-                         path_flag, str2bool)
+from utils.flags import check_minimums, check_positive_sizes, check_recallk, path_flag  # noqa: E402
 from utils.metrics import FAISS_MISSING, evaluate_embeddings  # noqa: E402
-from utils.metrics.names import DEFAULT_RECALLK, EVAL_METRICS  # noqa: E402
+from utils.metrics.clustering import CLUSTER_BACKENDS  # noqa: E402
+from utils.metrics.names import DEFAULT_RECALLK  # noqa: E402
 
 logger = logging.getLogger("ee_gluon.evaluate")
 
@@ -52,9 +55,7 @@ def build_parser():
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     source = parser.add_argument_group("what to evaluate")
-    source.add_argument("--checkpoint", default=None, type=path_flag,
-                        help="parameters saved by main.py (model_last.params, model_best.params, "
-                             "checkpoint-*.params), an exported PREFIX-symbol.json, or its PREFIX.onnx (ONNX Runtime)")
+    add_checkpoint_flag(source)
     source.add_argument("--embeddings", default=None, type=path_flag,
                         help="instead of a network: an (N, D) .npy of embeddings, with --labels")
     source.add_argument("--labels", default=None, type=path_flag,
@@ -62,35 +63,24 @@ def build_parser():
                              "embed.py and --save_embeddings write beside E.npy)")
 
     net = parser.add_argument_group("network (default: the args.json beside --checkpoint)")
-    net.add_argument("--backbone", default=None, help="backbone the checkpoint was trained with")
-    net.add_argument("--embed_dim", default=None, type=int, help="embedding size of the checkpoint")
-    net.add_argument("--image_size", default=None, type=int, help="side the test images are resized to")
-    net.add_argument("--gpu_idx", default=None,
-                     help="nothing: GPU 0 if visible else CPU; -1: CPU; 0,1: split batches over GPUs")
+    add_backbone_flag(net)
+    add_embed_dim_flag(net)
+    add_image_size_flag(net)
+    add_gpu_idx_flag(net)
     add_inference_dtype_flag(net)
 
     dataset = parser.add_argument_group("data")
-    dataset.add_argument("--data_name", default=None,
-                         help="dataset whose test split is evaluated (%s; default: the one in "
-                              "args.json)" % ", ".join(sorted(data.DATASETS)))
-    dataset.add_argument("--data_dir", default=None, type=path_flag,
-                         help="dataset directory (default: the one in args.json when --data_name "
-                              "is that run's, else the dataset's default)")
-    dataset.add_argument("--batch_size", default=64, type=int, help="images per forward pass")
-    dataset.add_argument("--num_workers", default=2, type=int,
-                         help="image decoding worker processes (0 = decode in this process)")
+    add_dataset_flags(dataset, what="dataset whose test split is evaluated",
+                      default_dir_help="the one in args.json when --data_name is that run's, else the "
+                                       "dataset's default")
+    add_batch_size_flag(dataset, 64, per="forward pass")
+    add_num_workers_flag(dataset, 2)
 
     evaluation = parser.add_argument_group("evaluation")
-    evaluation.add_argument("--recallk", default=None, type=int_list,
-                            help="ranks K of Recall@K (default: the dataset's, 1,2,4,8 or "
-                                 "1,10,100,1000 for SOP; 1,2,4,8 for stored embeddings without "
-                                 "--data_name)")
-    evaluation.add_argument("--eval_metrics", default=list(EVAL_METRICS), type=any_metric_list,
-                            help="comma-separated metrics from %s; nmi and f1 run k-means (slow on "
-                                 "SOP)" % ",".join(EVAL_METRICS))
-    evaluation.add_argument("--knn", default="numpy", choices=["numpy", "faiss"],
-                            help="exact nearest-neighbour backend (faiss only when installed)")
-    evaluation.add_argument("--cluster_backend", default="auto", choices=["auto", "sklearn", "faiss"],
+    add_recallk_flag(evaluation, stored_embeddings=True)
+    add_eval_metrics_flag(evaluation, recall_required=False)
+    add_knn_flag(evaluation)
+    evaluation.add_argument("--cluster_backend", default="auto", choices=list(CLUSTER_BACKENDS),
                             help="k-means of nmi and f1: auto and sklearn use scikit-learn, faiss needs faiss-cpu")
 
     output = parser.add_argument_group("output")
@@ -101,7 +91,7 @@ def build_parser():
                         help="also store the L2-normalised test embeddings in this .npy, with the "
                              "labels in <stem>.labels.npy and the image paths in <stem>.paths.txt "
                              "(reusable by --embeddings and by embed.py --gallery_embeddings)")
-    output.add_argument("--progress", default=True, type=str2bool, help="show a progress bar")
+    add_progress_flag(output)
     return parser
 
 

@@ -9,7 +9,8 @@ the loss, the devices, the network, the data and the training parts (``train.set
 """
 import sys
 
-from utils.environment import check_mxnet_loads, check_numpy_version, prefer_passive_openmp
+from utils.environment import (allow_deep_hybridization, check_mxnet_loads, check_numpy_version,
+                               prefer_passive_openmp)
 
 check_numpy_version()
 prefer_passive_openmp()  # before MXNet loads OpenMP: threads sleep, not spin, on busy cores
@@ -99,6 +100,5 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    # GluonCV's deep blocks exceed Python's default recursion limit when hybridizing.
-    sys.setrecursionlimit(2000)
+    allow_deep_hybridization()
     sys.exit(main())

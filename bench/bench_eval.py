@@ -26,6 +26,9 @@ sys.path.insert(0, ROOT)
 
 from utils import metrics as M  # noqa: E402
 from utils.metrics import knn_search  # noqa: E402
+from utils.metrics.clustering import CLUSTER_BACKENDS  # noqa: E402
+from utils.metrics.knn_search import KNN_BACKENDS  # noqa: E402
+from utils.metrics.names import DEFAULT_RECALLK  # noqa: E402
 
 
 def sop_like_labels(num, rng):
@@ -109,7 +112,7 @@ def run_cars(args):
     labels = np.sort(rng.integers(0, 98, size=num))
     labels = np.unique(labels, return_inverse=True)[1]
     x = unit_vectors(num, 512, rng, labels, signal=0.3)
-    ks = (1, 2, 4, 8)
+    ks = DEFAULT_RECALLK
     t = time.perf_counter()
     naive = naive_eval(x, labels, ks)
     t_naive = time.perf_counter() - t
@@ -148,8 +151,8 @@ def main():
     p = argparse.ArgumentParser()
     p.add_argument("--quick", action="store_true", help="small sizes (seconds)")
     p.add_argument("--part", default="sop,cars,nmi")
-    p.add_argument("--knn", default="numpy", choices=["numpy", "faiss"])
-    p.add_argument("--cluster-backend", default="auto", choices=["auto", "sklearn", "faiss"])
+    p.add_argument("--knn", default="numpy", choices=KNN_BACKENDS)
+    p.add_argument("--cluster-backend", default="auto", choices=CLUSTER_BACKENDS)
     p.add_argument("--niter", type=int, default=10)
     p.add_argument("--sop-child", type=int, default=0, help=argparse.SUPPRESS)
     args = p.parse_args()

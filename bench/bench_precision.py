@@ -20,7 +20,9 @@ import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-sys.setrecursionlimit(2000)  # GluonCV's deep blocks, when hybridizing
+from utils.environment import allow_deep_hybridization  # noqa: E402
+
+allow_deep_hybridization()
 
 import mxnet as mx  # noqa: E402
 import numpy as np  # noqa: E402
@@ -78,7 +80,7 @@ def inference_rate(net, images, iters):
     return iters * images.shape[0] / (time.perf_counter() - start)
 
 
-def main():
+def parse_args():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--backbone", default="googlenet")
     parser.add_argument("--embed_dim", type=int, default=512)
@@ -87,35 +89,46 @@ def main():
     parser.add_argument("--image_size", type=int, default=227)
     parser.add_argument("--rounds", type=int, default=5, help="alternations of the two dtypes")
     parser.add_argument("--iters", type=int, default=3, help="timed iterations per round")
-    args = parser.parse_args()
-    ctx = [mx.cpu()]
-    try:
-        precision.check_dtype("bfloat16", ctx)
-    except ValueError as error:
-        sys.exit("error: %s" % error)
+    return parser.parse_args()
 
+
+def random_batch(args):
+    """One batch of random uint8 images and their labels, ``num_instances`` per class."""
     rng = np.random.default_rng(0)
     images = mx.nd.array(rng.integers(0, 256, (args.batch_size, args.image_size, args.image_size, 3)),
                          dtype="uint8")
     labels = mx.nd.array(np.repeat(np.arange(args.batch_size // args.num_instances), args.num_instances),
                          dtype="int32")
+    return images, labels
+
+
+def networks(args, ctx, images):
+    """``(training parts by dtype, inference networks by setting)``, all from the same weights."""
     parts = {dtype: build(dtype, args, ctx, images) for dtype in DTYPES}
     with tempfile.TemporaryDirectory() as folder:
         params_file = os.path.join(folder, "net.params")
         parts["float32"][0].save_parameters(params_file)
         inference = {setting: inference_net(setting, args, ctx, params_file) for setting in INFERENCE}
+    return parts, inference
 
-    # Same weights, same batch: one step's loss and the embeddings in each dtype (before any update).
-    losses, embeddings = {}, {}
+
+def same_batch_results(parts, inference, images, labels, ctx):
+    """Same weights, same batch, before any update: ``(one step's loss by dtype, the lowest cosine
+    of each inference setting's embeddings with float32's)``."""
+    losses = {}
     for dtype in DTYPES:
         net, loss_fn, _ = parts[dtype]
         losses[dtype] = float(forward_backward(net, loss_fn, images, labels, ctx).mean().asscalar())
-    for setting in INFERENCE:
-        embeddings[setting] = inference[setting](images).asnumpy()
+    embeddings = {setting: inference[setting](images).asnumpy() for setting in INFERENCE}
     a = embeddings["float32"]
     cos = {setting: ((a * b).sum(1) / (np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1))).min()
            for setting, b in embeddings.items() if setting != "float32"}
+    return losses, cos
 
+
+def measure_rates(parts, inference, images, labels, ctx, args):
+    """Images/s of every setting, ``{(phase, setting): [one figure per round]}``, the settings
+    alternating round by round after one warm-up iteration each."""
     for dtype in DTYPES:  # warm-up: graph construction and memory planning
         train_rate(parts[dtype], images, labels, ctx, 1)
     for setting in INFERENCE:
@@ -127,7 +140,10 @@ def main():
             rates["train", dtype].append(train_rate(parts[dtype], images, labels, ctx, args.iters))
         for setting in INFERENCE:
             rates["inference", setting].append(inference_rate(inference[setting], images, args.iters))
+    return rates
 
+
+def print_report(args, rates, losses, cos):
     print("%s + EE(n=2) + HPHN, batch %d, %dx%d, CPU (%d cores, OMP_NUM_THREADS=%s), median of %d "
           "interleaved rounds of %d iterations" % (args.backbone, args.batch_size, args.image_size,
                                                    args.image_size, os.cpu_count(),
@@ -147,6 +163,20 @@ def main():
              abs(losses["bfloat16"] - losses["float32"]) / abs(losses["float32"])))
     print("embeddings' cosine with float32's, lowest row: bfloat16 %.6f, float32 folded %.7f"
           % (cos["bfloat16"], cos[FOLDED]))
+
+
+def main():
+    args = parse_args()
+    ctx = [mx.cpu()]
+    try:
+        precision.check_dtype("bfloat16", ctx)
+    except ValueError as error:
+        sys.exit("error: %s" % error)
+    images, labels = random_batch(args)
+    parts, inference = networks(args, ctx, images)
+    losses, cos = same_batch_results(parts, inference, images, labels, ctx)
+    rates = measure_rates(parts, inference, images, labels, ctx, args)
+    print_report(args, rates, losses, cos)
 
 
 if __name__ == "__main__":

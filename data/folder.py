@@ -58,9 +58,8 @@ def read_folder_split(data_dir, which):
     hint = LAYOUT_HINT.format(data_dir=data_dir)
     if not os.path.isdir(split_dir):
         raise ValueError("{} does not exist; {}".format(split_dir, hint))
-    entries = sorted(name for name in os.listdir(split_dir) if not name.startswith("."))
-    classes = [name for name in entries if os.path.isdir(os.path.join(split_dir, name))]
-    loose = [name for name in entries if name not in classes and _is_image(name)]
+    classes = _class_folders(split_dir)
+    loose = [name for name in sorted(os.listdir(split_dir)) if name not in classes and _is_image(name)]
     if loose:
         raise ValueError(
             "{} holds {} image(s) outside a class folder (first: {}); {}".format(
@@ -85,14 +84,15 @@ def read_folder_split(data_dir, which):
     return paths, np.asarray(labels, dtype=np.int32)
 
 
+def _class_folders(split_dir):
+    """The class folders of a split folder, sorted by name: the order of their labels."""
+    return sorted(name for name in os.listdir(split_dir)
+                  if not name.startswith(".") and os.path.isdir(os.path.join(split_dir, name)))
+
+
 def folder_class_names(data_dir, which):
     """Class folder names of a split, in label order (label ``k`` is entry ``k``)."""
-    split_dir = os.path.join(data_dir, which)
-    return sorted(
-        name
-        for name in os.listdir(split_dir)
-        if not name.startswith(".") and os.path.isdir(os.path.join(split_dir, name))
-    )
+    return _class_folders(os.path.join(data_dir, which))
 
 
 SPEC = DatasetSpec(

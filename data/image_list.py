@@ -62,8 +62,3 @@ def list_labeled_images(source, what="--images"):
     else:
         raise ValueError("%s %s is neither a directory nor a file" % (what, source))
     return [os.path.abspath(path) for path in paths], labels
-
-
-def list_images(source, what="--images"):
-    """The image paths of :func:`list_labeled_images`."""
-    return list_labeled_images(source, what)[0]

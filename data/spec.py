@@ -3,6 +3,8 @@ read its splits, and how to describe it. Each dataset module (``data.cars196``, 
 ``data.sop``, ``data.folder``; the demo's in ``data.demo_spec``) defines its ``SPEC``."""
 from dataclasses import dataclass, field
 
+from utils.metrics.names import DEFAULT_RECALLK
+
 PREPARE_COMMAND = "python3 -m data.prepare {name} --data_dir {{data_dir}}"
 
 
@@ -53,7 +55,7 @@ class DatasetSpec:
     train_split: str = "train.txt"
     test_split: str = "test.txt"
     aliases: tuple = field(default_factory=tuple)
-    default_recallk: tuple = (1, 2, 4, 8)
+    default_recallk: tuple = DEFAULT_RECALLK
     layout_hint: str = ""
     read_split: object = None
     class_names: object = None

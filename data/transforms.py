@@ -15,10 +15,10 @@ import os
 import cv2
 import numpy as np
 
-logger = logging.getLogger(__name__)
+from utils.imagenet import IMAGENET_MEAN_RGB as MEAN_RGB  # noqa: F401 (data's public name)
+from utils.imagenet import IMAGENET_STD_RGB as STD_RGB  # noqa: F401
 
-MEAN_RGB = (0.485, 0.456, 0.406)
-STD_RGB = (0.229, 0.224, 0.225)
+logger = logging.getLogger(__name__)
 
 # The enlarged side before the random crop is round(CROP_ENLARGE * S) (the original's 1.125).
 CROP_ENLARGE = 1.125

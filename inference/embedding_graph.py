@@ -3,8 +3,8 @@
 float32 keeps the network as loaded: the operators training evaluates with. bfloat16 and float16:
 
 1. each BatchNorm is folded into the convolution before it (``inference.batchnorm_folding``), which
-   inference allows: at 2 threads, BatchNorm was 14 of the 169 ms of a bfloat16 GoogLeNet batch
-   (227 px, 32 images);
+   inference allows (at inference a BatchNorm is a per-channel affine map), so that the folded
+   network runs no BatchNorm at all (what that saves: docs/performance.md, Inside the code);
 2. the folded graph is converted by AMP's inference conversion (``amp.convert_hybrid_block``), as
    ``utils.precision.use_mixed_precision`` converts training's (the first convolution and the
    head's Dense layer stay float32), with the weights of the lower-precision layers cast once,

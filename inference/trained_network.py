@@ -10,13 +10,13 @@ npair or symm_* run gives the same raw embeddings through its ``.params`` as thr
 import json
 import logging
 import os
-import sys
 import warnings
 
 import mxnet as mx
 
 from loss import wants_unit_embeddings
 from model.export import SYMBOL_SUFFIX, export_prefix, exported_files, exported_params_files
+from utils.environment import allow_deep_hybridization
 from utils.errors import one_line
 from utils.precision import check_dtype
 from utils.run import folder as run_folder
@@ -57,8 +57,7 @@ def check_dtype_applies(checkpoint, dtype):
 
 
 def _load(checkpoint, ctx, backbone, embed_dim, image_size):
-    # GluonCV's deep blocks exceed Python's default recursion limit when hybridizing.
-    sys.setrecursionlimit(max(sys.getrecursionlimit(), 2000))
+    allow_deep_hybridization()
     given = dict(backbone=backbone, embed_dim=embed_dim, image_size=image_size)
     if export_prefix(checkpoint) is not None:
         return _load_export(checkpoint, given, ctx)

@@ -17,6 +17,8 @@ capabilities (:class:`loss.base.MetricLoss`: ``takes_ee``, ``pair_layout``,
 :mod:`loss.flags`; a loss built from parsed flags in :mod:`loss.factory`. Adding a loss is its file
 and one line in ``LOSSES`` (docs/extending.md).
 """
+from utils.flags import registry_key
+
 from .angular import AngularLoss
 from .base import MetricLoss
 from .distance import pairwise_euclidean, same_label_mask
@@ -77,7 +79,7 @@ def normalize_loss_name(name):
     """
     if not isinstance(name, str):
         raise ValueError(f"loss name must be a string, got {name!r}.")
-    return name.strip().lower().replace("-", "_")
+    return registry_key(name)
 
 
 def loss_class(name):

@@ -5,6 +5,8 @@ initialises it on the devices and loads the backbone weights that ``--pretrained
 """
 import mxnet as mx
 
+from utils.flags import registry_key
+
 from .backbones import BACKBONE_LAYERS, MIN_IMAGE_SIZE, ZooBackbone
 from .embedding import EmbeddingHead, EmbeddingNetwork, InputNormalization
 from .weights import expected_imagenet_file, fetch_imagenet_weights, load_backbone_weights
@@ -13,7 +15,8 @@ BACKBONES = {name: ZooBackbone for name in BACKBONE_LAYERS}
 
 
 def normalize_backbone_name(name):
-    return str(name).strip().lower().replace("-", "_")
+    """The registry key of a backbone name (``utils.flags.registry_key``)."""
+    return registry_key(name)
 
 
 def get_backbone(name):

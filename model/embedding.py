@@ -1,9 +1,7 @@
 """The embedding network: device-side input normalisation, a backbone, and the embedding head."""
 import mxnet as mx
 
-# ImageNet statistics in RGB order, as used by the original release's Normalize transform.
-IMAGENET_MEAN_RGB = (0.485, 0.456, 0.406)
-IMAGENET_STD_RGB = (0.229, 0.224, 0.225)
+from utils.imagenet import IMAGENET_MEAN_RGB, IMAGENET_STD_RGB
 
 
 class _Constant(mx.init.Initializer):

@@ -23,7 +23,8 @@ import os
 
 import mxnet as mx
 
-from .embedding import IMAGENET_MEAN_RGB, IMAGENET_STD_RGB
+from utils.imagenet import IMAGENET_MEAN_RGB, IMAGENET_STD_RGB
+
 from .onnx_export import OPSET as ONNX_OPSET
 
 logger = logging.getLogger(__name__)

@@ -8,11 +8,14 @@ in which every rule is written once.
 import argparse
 import math
 
+from inference.flags import (add_backbone_flag, add_batch_size_flag, add_dataset_flags, add_embed_dim_flag,
+                             add_eval_metrics_flag, add_gpu_idx_flag, add_image_size_flag, add_knn_flag,
+                             add_num_workers_flag, add_progress_flag, add_recallk_flag)
 from loss.flags import add_core_loss_flags, add_loss_arguments, validate_loss_flags
 from utils.errors import OneLineParser
-from utils.flags import (check_minimums, check_positive_sizes, check_recallk, check_rules, int_list,
-                         metric_list, path_flag, str2bool)
-from utils.metrics.names import EVAL_METRICS
+from utils.flags import (check_minimums, check_positive_sizes, check_recallk, check_rules, int_list, path_flag,
+                         str2bool)
+from utils.precision import DTYPES
 
 # The kvstores a run trains with: MXNet 1.9.1's names (mx.kv.create; its C++ side reads "dist",
 # "device" and "nccl" in the name, so dist_sync_device is dist_device_sync). Single machine: local
@@ -69,17 +72,13 @@ def build_parser():
 
 def _add_data_flags(data):
     """The data flags."""
-    data.add_argument("--data_name", default="car196",
-                      help="dataset: cars196 (alias car196, the original's default), cub200, sop, "
-                           "demo, or folder (your own DIR/train/<class>/*.jpg and DIR/test/<class>/*.jpg)")
-    data.add_argument("--data_dir", default=None, type=path_flag,
-                      help="dataset directory (default: ./data/CARS_196, ./data/CUB_200_2011, "
-                           "./data/Stanford_Online_Products, ./data/demo; required for folder)")
-    data.add_argument("--image_size", default=227, type=int, help="width and height of the input images")
-    data.add_argument("--batch_size", default=128, type=int, help="images per iteration (over all devices)")
+    add_dataset_flags(data, "car196",
+                      what="dataset (the default, car196, is the original's name of cars196)")
+    add_image_size_flag(data, 227)
+    add_batch_size_flag(data, 128, per="iteration")
     data.add_argument("--num_instances", default=32, type=int,
                       help="images per class in a batch (even when EE is used)")
-    data.add_argument("--num_workers", default=10, type=int, help="data loading worker processes")
+    add_num_workers_flag(data, 10)
     data.add_argument("--prefetch", default=None, type=int,
                       help="batches each loader prepares ahead (default: 2 x num_workers); each holds "
                            "batch_size x image_size^2 x 3 bytes of shared memory (/dev/shm)")
@@ -94,11 +93,11 @@ def _add_data_flags(data):
 
 def _add_model_flags(model):
     """The model flags."""
-    model.add_argument("--backbone", default="googlenet", help="backbone network")
-    model.add_argument("--embed_dim", default=512, type=int, help="dimension of the embeddings")
+    add_backbone_flag(model, "googlenet")
+    add_embed_dim_flag(model, 512)
     model.add_argument("--pretrained", default="imagenet", type=path_flag,
                        help="backbone weights: imagenet (GluonCV model store), a .params path, or none")
-    model.add_argument("--dtype", default="float32", choices=["float32", "float16", "bfloat16"],
+    model.add_argument("--dtype", default="float32", choices=list(DTYPES),
                        help="precision of the network's convolutions and dense layers (MXNet AMP): "
                             "bfloat16 on CPUs with BF16 instructions, float16 on GPUs; the first "
                             "convolution, the embedding head, loss and metrics stay float32 "
@@ -127,9 +126,7 @@ def _add_optimiser_flags(optim):
                             "device; nccl: GPUs, an MXNet built with NCCL), or over machines with "
                             "the parameter server under a launcher (dist_sync, dist_device_sync = "
                             "dist_sync_device; README)")
-    optim.add_argument("--gpu_idx", default=None,
-                       help="nothing: GPU 0 if visible else CPU; -1: CPU; 0,1: data parallel on GPUs; "
-                            "cpu:N: the same data-parallel path on N CPU contexts (tests, debugging)")
+    add_gpu_idx_flag(optim)
 
 
 def _add_evaluation_flags(evaluation):
@@ -137,15 +134,9 @@ def _add_evaluation_flags(evaluation):
     evaluation.add_argument("--eval_epoch_term", default=50, type=int, help="evaluate every N epochs")
     evaluation.add_argument("--eval_at_start", default=True, type=str2bool,
                             help="evaluate once before training, as a baseline")
-    evaluation.add_argument("--recallk", default=None, type=int_list,
-                            help="ranks K of Recall@K; default: the dataset's (1,2,4,8 as the "
-                                 "original; 1,10,100,1000 for SOP)")
-    evaluation.add_argument("--eval_metrics", default=list(EVAL_METRICS), type=metric_list,
-                            help="comma-separated metrics to compute at evaluation, from %s; "
-                                 "leave out nmi,f1 to skip clustering (slow on SOP)"
-                                 % ",".join(EVAL_METRICS))
-    evaluation.add_argument("--knn", default="numpy", choices=["numpy", "faiss"],
-                            help="exact nearest-neighbour backend (faiss only when installed)")
+    add_recallk_flag(evaluation)
+    add_eval_metrics_flag(evaluation, recall_required=True)
+    add_knn_flag(evaluation)
     evaluation.add_argument("--summary_step", default=10, type=int,
                             help="log loss and lr every N iterations (global steps N, 2N, ... "
                                  "counted across epochs)")
@@ -165,7 +156,7 @@ def _add_evaluation_flags(evaluation):
                                  "(save_dir/export) for SymbolBlock.imports, and as model.onnx; with "
                                  "--resume=auto on "
                                  "a finished run, export it without training")
-    evaluation.add_argument("--progress", default=True, type=str2bool, help="show progress bars")
+    add_progress_flag(evaluation)
 
 
 def _add_run_flags(run):

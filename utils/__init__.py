@@ -10,8 +10,10 @@ Nothing here imports ``data``, ``model``, ``loss``, ``train`` or ``inference``. 
   ``described``: images with a description card).
 - ``utils.metrics``: retrieval and clustering metrics as pure functions of NumPy arrays
   (``knn_search``, ``retrieval``, ``clustering``, ``embeddings``, ``evaluation``, ``names``).
-- single files: ``flags`` (argparse types and range checks of every entry point), ``errors``
-  (one-line errors, the parser that gives them), ``logs``, ``devices`` (--gpu_idx to contexts),
-  ``host`` (cores, shared memory), ``environment`` (NumPy, MXNet and OpenMP before MXNet loads),
-  ``precision`` (bfloat16 / float16 AMP), ``loopback_job`` (a distributed job on this machine).
+- single files: ``flags`` (argparse types, range checks and the registries' name normaliser of
+  every entry point), ``errors`` (one-line errors, the parser that gives them), ``logs``,
+  ``devices`` (--gpu_idx to contexts), ``host`` (cores, shared memory), ``environment`` (NumPy,
+  MXNet and OpenMP before MXNet loads; the recursion limit), ``precision`` (bfloat16 / float16
+  AMP), ``imagenet`` (the backbones' input statistics), ``loopback_job`` (a distributed job on
+  this machine).
 """

@@ -6,6 +6,16 @@ import sys
 # libmxnet.so links, reads them once, when MXNet is loaded).
 OPENMP_WAIT_VARIABLES = ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT")
 
+# Python's recursion limit while a network is hybridized: GluonCV's deep blocks nest deeper than
+# Python's default (1000) when their graph is traced.
+RECURSION_LIMIT = 2000
+
+
+def allow_deep_hybridization():
+    """Raise Python's recursion limit to :data:`RECURSION_LIMIT` (never lower it), so that the
+    GluonCV backbones can be hybridized."""
+    sys.setrecursionlimit(max(sys.getrecursionlimit(), RECURSION_LIMIT))
+
 
 def prefer_passive_openmp(environ=os.environ):
     """Make OpenMP threads sleep when they wait, unless the user chose a wait policy.

@@ -1,5 +1,6 @@
 """Command-line values shared by every entry point: the argparse types (booleans, paths, integer
-lists, metric lists) and the range checks that raise one-line ValueErrors.
+lists, metric lists), the registries' name normaliser, and the range checks that raise one-line
+ValueErrors.
 """
 import argparse
 
@@ -24,6 +25,12 @@ def path_flag(value):
         raise argparse.ArgumentTypeError("an empty path names no file or folder (an unset shell "
                                          "variable?); give a path")
     return value
+
+
+def registry_key(name):
+    """The key a registry (datasets, backbones, losses) files ``name`` under: surrounding spaces
+    dropped, lower case, '-' read as '_' (``HPHN-Triplet`` is ``hphn_triplet``)."""
+    return str(name).strip().lower().replace("-", "_")
 
 
 def int_list(value):

@@ -245,6 +245,45 @@ class JobResult:
         return "%s %s; every other process of the job was stopped; %s" % (who, how, said)
 
 
+def _start_process(cmd, role, index, env, log_path, procs, outs):
+    """Start one process of the job, its output in ``log_path`` (the console when None); its Popen
+    joins ``procs`` and its open log ``outs``, for the launcher to stop and close them all.
+
+    Raises
+    ------
+    ValueError
+        The log cannot be written, or the command cannot be started.
+    """
+    try:
+        out = open(log_path, "w") if log_path else None
+    except OSError as error:
+        raise ValueError("cannot write the log %s: %s" % (log_path, error.strerror or error)) from None
+    if out:
+        outs.append(out)
+    try:
+        popen = subprocess.Popen(cmd, env=env, stdout=out, stderr=subprocess.STDOUT if out else None,
+                                 start_new_session=True)
+    except OSError as error:
+        raise ValueError("cannot start the %s %r: %s" % (role, " ".join(cmd), error.strerror or error)) from None
+    procs.append(popen)
+    return JobProcess(role, index, popen, log_path)
+
+
+def _watch(services, workers, deadline, poll):
+    """Wait, looking every ``poll`` seconds, until a process fails, every worker has succeeded, or
+    ``deadline`` (a ``time.time()``) passes: ``(the failed JobProcess or None, timed out)``. The
+    scheduler and the servers are looked at first: when one of them fails, the workers fail or
+    hang because of it."""
+    watched = services + workers
+    while True:
+        failed = next((process for process in watched if process.failed()), None)
+        if failed is not None or all(worker.popen.poll() == 0 for worker in workers):
+            return failed, False
+        if time.time() > deadline:
+            return None, True
+        time.sleep(poll)
+
+
 def launch(command, num_workers, num_servers, timeout, log_dir=None, port=None, poll=0.2):
     """Start the job and wait for it; returns a :class:`JobResult`.
 
@@ -272,23 +311,10 @@ def launch(command, num_workers, num_servers, timeout, log_dir=None, port=None, 
 
     def start(cmd, role, index, log_name):
         log_path = os.path.join(log_dir, log_name) if log_dir else None
-        try:
-            out = open(log_path, "w") if log_path else None
-        except OSError as error:
-            raise ValueError("cannot write the log %s: %s" % (log_path, error.strerror or error)) from None
-        if out:
-            outs.append(out)
-        try:
-            popen = subprocess.Popen(cmd, env=role_env(role, num_workers, num_servers, port, index),
-                                     stdout=out, stderr=subprocess.STDOUT if out else None,
-                                     start_new_session=True)
-        except OSError as error:
-            raise ValueError("cannot start the %s %r: %s" % (role, " ".join(cmd), error.strerror or error)) from None
-        procs.append(popen)
-        return JobProcess(role, index, popen, log_path)
+        env = role_env(role, num_workers, num_servers, port, index)
+        return _start_process(cmd, role, index, env, log_path, procs, outs)
 
     deadline = time.time() + timeout
-    failed, timed_out = None, False
     signals = _StopSignals().install()
     try:
         try:
@@ -298,17 +324,7 @@ def launch(command, num_workers, num_servers, timeout, log_dir=None, port=None, 
             for index in range(num_workers):
                 workers.append(start(command, "worker", index, "worker-task%d.log" % index))
             signals.release()
-            # The scheduler and the servers first: when one of them fails, the workers fail or hang
-            # because of it.
-            watched = services + workers
-            while True:
-                failed = next((process for process in watched if process.failed()), None)
-                if failed is not None or all(worker.popen.poll() == 0 for worker in workers):
-                    break
-                if time.time() > deadline:
-                    timed_out = True
-                    break
-                time.sleep(poll)
+            failed, timed_out = _watch(services, workers, deadline, poll)
         finally:
             signals.hold()
             _stop_all(procs)

@@ -129,9 +129,9 @@ def float32_layers(graph):
     and an exported SymbolBlock are treated alike.
 
     The first convolution has 3 input channels, which oneDNN's bfloat16 kernels do not block: it
-    falls back to a plain-layout GEMM, and the BatchNorm after it to a plain-layout kernel. With it
-    in bfloat16, a bfloat16 GoogLeNet forward pass (227 px, batch 32) took 402 ms instead of 302
-    with one thread, 222 instead of 186 with two.
+    falls back to a plain-layout GEMM, and the BatchNorm after it to a plain-layout kernel, so
+    that in bfloat16 it makes the forward pass slower, not faster (docs/performance.md, Inside
+    the code).
     """
     nodes = json.loads(graph.tojson())["nodes"]
     convolutions = [node["name"] for node in nodes if node["op"] == "Convolution"]

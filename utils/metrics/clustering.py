@@ -8,6 +8,8 @@ import numpy as np
 from .embeddings import _label_codes, non_finite_rows
 from .knn_search import _faiss
 
+CLUSTER_BACKENDS = ("auto", "sklearn", "faiss")  # k-means of NMI and F1 (see cluster)
+
 
 def _contingency(cluster_ids, labels):
     """Non-zero cells of the cluster × class contingency table, and the marginals.
@@ -88,8 +90,8 @@ def _kmeans_sklearn(x, n_clusters, seed, niter):
     else:
         # k-means++ seeding is O(N·K·D·log K) in small matrix products: far too slow at SOP
         # size (60k points, 11k clusters). Random seeding + Lloyd iterations (one BLAS product
-        # per chunk) takes 20-30 s there on 2 cores. MiniBatchKMeans was tried and rejected:
-        # slower (58 s) and most of its 11k clusters collapse (NMI 0.53 vs 0.90, F1 0.001 vs 0.40).
+        # per chunk) instead. MiniBatchKMeans was tried and rejected: slower, and most of its
+        # clusters collapse (docs/performance.md, Inside the code).
         km = KMeans(n_clusters=n_clusters, init="random", n_init=1, random_state=seed,
                     max_iter=niter, algorithm="lloyd")
     return km.fit_predict(x).astype(np.int64)
@@ -107,8 +109,8 @@ def cluster(embeddings, n_clusters, backend="auto", seed=0, niter=20):
         'sklearn': ``KMeans`` (k-means++, up to max(niter, 100) iterations) when N·K <= 5e7,
         else random seeding and ``niter`` Lloyd iterations. 'faiss': ``faiss.Kmeans``
         (``niter`` iterations; needs ``pip install faiss-cpu==1.8.0.post1``). 'auto' is
-        'sklearn': at SOP size on 2 cores it took 20-30 s against about 125 s for faiss-cpu
-        1.8.0 with 5 iterations (whose BLAS ran on one thread), with the same NMI.
+        'sklearn', the faster of the two at SOP size, with the same NMI (docs/performance.md,
+        Inside the code).
     seed : int
     niter : int
 
@@ -120,11 +122,12 @@ def cluster(embeddings, n_clusters, backend="auto", seed=0, niter=20):
     n_clusters = int(n_clusters)
     if not 1 <= n_clusters <= x.shape[0]:
         raise ValueError("need 1 <= n_clusters <= N, got %d for N=%d" % (n_clusters, x.shape[0]))
+    if backend not in CLUSTER_BACKENDS:
+        raise ValueError("cluster backend must be %s or %r, got %r"
+                         % (", ".join(map(repr, CLUSTER_BACKENDS[:-1])), CLUSTER_BACKENDS[-1], backend))
     if backend in ("auto", "sklearn"):
         return _kmeans_sklearn(x, n_clusters, seed, niter)
-    if backend == "faiss":
-        return _kmeans_faiss(x, n_clusters, seed, niter)
-    raise ValueError("cluster backend must be 'auto', 'sklearn' or 'faiss', got %r" % (backend,))
+    return _kmeans_faiss(x, n_clusters, seed, niter)
 
 
 def _cluster_finite(x, n_clusters, backend, seed):

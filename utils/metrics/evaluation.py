@@ -5,10 +5,11 @@ import numpy as np
 
 from .clustering import _cluster_finite, nmi, pairwise_f1
 from .embeddings import _check, l2_normalize
+from .names import DEFAULT_RECALLK
 from .retrieval import _METRIC_NAMES, retrieval_metrics
 
 
-def evaluate_embeddings(embeddings, labels, ks=(1, 2, 4, 8),
+def evaluate_embeddings(embeddings, labels, ks=DEFAULT_RECALLK,
                         metrics=("recall", "map_at_r", "r_precision", "nmi", "f1"), knn="numpy",
                         cluster_backend="auto", block_size=None, seed=0):
     """All evaluation metrics of L2-normalised ``embeddings``.

@@ -9,6 +9,7 @@ import importlib
 
 import numpy as np
 
+KNN_BACKENDS = ("numpy", "faiss")  # exact search: blocks of NumPy products, or a faiss flat index
 FAISS_MISSING = "faiss is not installed; pip install faiss-cpu==1.8.0.post1 or use --knn=numpy"
 
 
@@ -135,7 +136,7 @@ def _knn_blocks(embeddings, k, knn="numpy", block_size=None):
     if knn == "faiss":
         _faiss(required=True)
         return _knn_blocks_faiss(x, k, block_size, inner_product=_is_unit(x))
-    raise ValueError("knn must be 'numpy' or 'faiss', got %r" % (knn,))
+    raise ValueError("knn must be %s, got %r" % (" or ".join(map(repr, KNN_BACKENDS)), knn))
 
 
 def knn(embeddings, k, knn="numpy", block_size=None):

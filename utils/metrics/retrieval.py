@@ -8,6 +8,7 @@ import numpy as np
 
 from .embeddings import _check, _label_codes, non_finite_rows
 from .knn_search import _knn_blocks
+from .names import DEFAULT_RECALLK
 
 
 def _parse_ks(ks):
@@ -20,7 +21,7 @@ def _parse_ks(ks):
 _METRIC_NAMES = ("recall", "map_at_r", "r_precision")
 
 
-def recall_at_k(embeddings, labels, ks=(1, 2, 4, 8), block_size=1024):
+def recall_at_k(embeddings, labels, ks=DEFAULT_RECALLK, block_size=1024):
     """Recall@K: the fraction of queries with at least one same-label item among their K nearest.
 
     The ``R@k`` of :func:`retrieval_metrics` (one exact kNN, ties to the smaller index), keyed by k.
@@ -41,7 +42,7 @@ def recall_at_k(embeddings, labels, ks=(1, 2, 4, 8), block_size=1024):
     return {k: values["R@%d" % k] for k in ks}
 
 
-def retrieval_metrics(embeddings, labels, ks=(1, 2, 4, 8), metrics=_METRIC_NAMES, knn="numpy",
+def retrieval_metrics(embeddings, labels, ks=DEFAULT_RECALLK, metrics=_METRIC_NAMES, knn="numpy",
                       block_size=None):
     """Recall@K, MAP@R and R-precision from one exact kNN search.
 

@@ -86,7 +86,7 @@ def _draw_caption(canvas, text, top, left, width, height):
     cv2.putText(canvas, text, (x, y), font, scale, TEXT_COLOUR, 1, cv2.LINE_AA)
 
 
-def _check_grid(num_queries, retrieved_images, correct, captions):
+def _check_grid(num_queries, retrieved_images, correct, captions, column_titles):
     """``(k, correct as a bool array or None)`` after checking the grid's shapes."""
     if num_queries < 1:
         raise ValueError("retrieval_grid needs at least one query")
@@ -102,7 +102,29 @@ def _check_grid(num_queries, retrieved_images, correct, captions):
             raise ValueError("correct must have shape (%d, %d), got %s" % (num_queries, k, correct.shape))
     if captions is not None and (len(captions) != num_queries or any(len(r) != k + 1 for r in captions)):
         raise ValueError("captions must hold %d rows of %d strings (query first)" % (num_queries, k + 1))
+    if column_titles is not None and len(column_titles) != k + 1:
+        raise ValueError("column_titles must hold %d strings (query first), got %d"
+                         % (k + 1, len(column_titles)))
     return k, correct
+
+
+def _frame_colour(correct, row, col):
+    """The frame of cell (row, col): the query's, grey when the classes are unknown (``correct``
+    None), else green for a result of the query's class and red for another."""
+    if col == 0:
+        return QUERY_COLOUR
+    if correct is None:
+        return NEUTRAL_COLOUR
+    return GREEN if correct[row, col - 1] else RED
+
+
+def _draw_cell(canvas, image, top, left, thumb, border, colour, what):
+    """``image`` as a ``thumb x thumb`` thumbnail in a frame of ``colour``, ``border`` pixels wide,
+    whose top-left corner is (``top``, ``left``) of ``canvas``; ``what`` names it in errors."""
+    frame = thumb + 2 * border
+    canvas[top:top + frame, left:left + frame] = colour
+    canvas[top + border:top + border + thumb, left + border:left + border + thumb] = \
+        _thumbnail(image, thumb, what)
 
 
 def header_height(thumb, column_titles=None, legend=None):
@@ -160,10 +182,7 @@ def retrieval_grid(query_images, retrieved_images, correct, thumb=64, border=3, 
         raise ValueError("thumb must be >= 1 and border >= 0, got %r and %r" % (thumb, border))
     thumb, border = int(thumb), int(border)
     num_queries = len(query_images)
-    k, correct = _check_grid(num_queries, retrieved_images, correct, captions)
-    if column_titles is not None and len(column_titles) != k + 1:
-        raise ValueError("column_titles must hold %d strings (query first), got %d"
-                         % (k + 1, len(column_titles)))
+    k, correct = _check_grid(num_queries, retrieved_images, correct, captions, column_titles)
     caption_height = _caption_height(thumb) if captions is not None else 0
     cell_h, cell_w, gap = grid_layout(thumb, border, caption_height)
     height = num_queries * (cell_h + gap) + gap
@@ -174,19 +193,11 @@ def retrieval_grid(query_images, retrieved_images, correct, thumb=64, border=3, 
         cells = [query_images[row]] + list(retrieved_images[row])
         for col, image in enumerate(cells):
             top, left = gap + row * (cell_h + gap), gap + col * (cell_w + gap)
-            if col == 0:
-                colour = QUERY_COLOUR
-            elif correct is None:
-                colour = NEUTRAL_COLOUR
-            else:
-                colour = GREEN if correct[row, col - 1] else RED
-            frame = thumb + 2 * border
-            canvas[top:top + frame, left:left + frame] = colour
             what = "query %d" % row if col == 0 else "result %d of query %d" % (col, row)
-            canvas[top + border:top + border + thumb, left + border:left + border + thumb] = \
-                _thumbnail(image, thumb, what)
+            _draw_cell(canvas, image, top, left, thumb, border, _frame_colour(correct, row, col), what)
             if captions is not None and captions[row][col]:
-                _draw_caption(canvas, str(captions[row][col]), top + frame, left, cell_w, caption_height)
+                _draw_caption(canvas, str(captions[row][col]), top + thumb + 2 * border, left, cell_w,
+                              caption_height)
     if column_titles is None and not legend:
         return canvas
     return np.concatenate([_header(width, thumb, cell_w, gap, column_titles, legend), canvas])
