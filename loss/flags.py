@@ -33,7 +33,7 @@ COMPAT_FLAG_HELP = {
     "sigma": "kept for compatibility with the original, which ignored it; unused",
 }
 
-LOSS_NAME = LossFlag("loss", "hphn-triplet", None, "loss name (hphn_triplet = hphn-triplet); see README for all")
+LOSS_NAME = LossFlag("loss", "hphn-triplet", None, "loss name (hphn_triplet = hphn-triplet); see docs/losses.md for all")
 
 # The original parsed these and never used them; their defaults match no paper's parameter, so
 # every loss has its own named flags instead.

@@ -125,7 +125,7 @@ def _add_optimiser_flags(optim):
                        help="how gradients are summed: over the devices of one machine (local, "
                             "device; nccl: GPUs, an MXNet built with NCCL), or over machines with "
                             "the parameter server under a launcher (dist_sync, dist_device_sync = "
-                            "dist_sync_device; README)")
+                            "dist_sync_device; docs/distributed.md)")
     add_gpu_idx_flag(optim)
 
 
