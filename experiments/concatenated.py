@@ -23,12 +23,6 @@ def _key(save_dirs):
     return key
 
 
-def _settings(save_dir):
-    with open(run_folder.path(save_dir, run_folder.ARGS), encoding="utf-8") as handle:
-        saved = json.load(handle)
-    return saved
-
-
 def join_embeddings(parts):
     """Unit rows of the folds' embeddings ``[(N, D_i), ...]`` (each L2-normalised) joined along the
     features: the concatenated embedding of each image."""
@@ -66,7 +60,7 @@ def concatenated_metrics(save_dirs, ctx=None, embed=None):
             raise ValueError("the folds of %s embedded different test splits" % os.path.dirname(save_dirs[0]))
         parts.append(embeddings)
         labels = fold_labels
-    saved = _settings(save_dirs[0])
+    saved = run_folder.read_args_file(run_folder.path(save_dirs[0], run_folder.ARGS))
     metrics = evaluate_embeddings(join_embeddings(parts), labels, saved.get("recallk") or (1, 2, 4, 8),
                                   metrics=saved.get("eval_metrics") or ("recall",), knn=saved.get("knn", "numpy"))
     with open(cache, "w", encoding="utf-8") as handle:

@@ -28,8 +28,7 @@ def run_status(save_dir):
     try:
         with open(results_path, encoding="utf-8") as handle:
             results = json.load(handle)
-        with open(args_path, encoding="utf-8") as handle:
-            epochs = json.load(handle)["epochs"]
+        epochs = run_folder.read_args_file(args_path)["epochs"]
     except (OSError, ValueError, KeyError):
         return "partial"
     return "done" if results.get("last") and results.get("epoch", 0) >= epochs else "partial"
