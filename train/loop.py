@@ -9,7 +9,8 @@ the run is stopped (Ctrl-C, SIGTERM, an image that cannot be decoded); no checkp
 a state whose loss went non-finite.
 
 A network whose test embeddings are all non-finite (NaN or inf: it diverged, though its loss may
-have stayed finite) is never kept as the best. Under ``--nan_policy=stop`` such an evaluation after
+have stayed finite), or all one point (collapsed: whether a huge learning rate leaves NaN or dead
+ReLUs depends on the CPU's kernels), is never kept as the best. Under ``--nan_policy=stop`` such an evaluation after
 training stops the run as a non-finite loss does (``NonFiniteEmbeddingsError``, exit 1): nothing of
 it is written (no model_last/model_best, summary.csv row, results or checkpoint), so the last
 checkpoint and model_best.params stay those of good states, to resume from with a lower learning
@@ -30,7 +31,7 @@ from train.evaluation import evaluate, share_untrained_parameters
 from train.optimizer import broadcast_initial_parameters, device_free_states
 from train.schedules import rate_flag
 from train.step import NonFiniteEmbeddingsError, NonFiniteLossError, train_step
-from utils.metrics import non_finite_rows
+from utils.metrics import is_one_point, non_finite_rows
 from utils.metrics.names import metric_keys
 from utils.precision import loss_scaler_state, use_float32
 from utils.run import checkpoint, faults, folder as run_folder, storage
@@ -39,6 +40,16 @@ from utils.summary.grid import log_retrieval_grid, pick_fixed_queries
 from utils.summary.projector import log_projector
 
 logger = logging.getLogger("ee_gluon")
+
+
+def _collapse_description(non_finite, count):
+    """What is wrong with ``count`` test embeddings that hold no ranking (``is_one_point``)."""
+    if non_finite == count:
+        return "all non-finite (%d of %d, NaN or inf)" % (non_finite, count)
+    if non_finite == 0:
+        return "all one point (%d of %d identical: the network maps every image alike)" % (count, count)
+    return "all non-finite or one point (%d of %d non-finite, the other %d identical)" % (
+        non_finite, count, count - non_finite)
 
 
 def _record(values, epoch, non_finite):
@@ -191,15 +202,16 @@ class TrainingLoop:
             progress=self.args.progress, return_embeddings=True, metrics=self.args.eval_metrics,
             knn=self.args.knn, after_batch=lambda index: self._between_eval_batches(epoch))
         non_finite = int(non_finite_rows(embeddings).sum())
-        collapsed = state.pending_eval == "epoch" and non_finite == len(embeddings)
+        collapsed = state.pending_eval == "epoch" and is_one_point(embeddings)
         if collapsed and self.args.nan_policy == "stop":
             raise NonFiniteEmbeddingsError(
-                "the test embeddings after epoch %d are all non-finite (%d of %d, NaN or inf): the "
-                "network diverged and was not kept; %s" % (
-                    epoch, non_finite, len(embeddings), self._lower_rate_advice(state.global_step - 1)))
+                "the test embeddings after epoch %d are %s: the network diverged and was not kept; %s" % (
+                    epoch, _collapse_description(non_finite, len(embeddings)),
+                    self._lower_rate_advice(state.global_step - 1)))
         if collapsed:
-            logger.warning("the test embeddings after epoch %d are all non-finite: that network cannot "
-                           "be the best (--nan_policy=skip_batch goes on)", epoch)
+            logger.warning("the test embeddings after epoch %d are %s: that network cannot be the best "
+                           "(--nan_policy=skip_batch goes on)", epoch,
+                           _collapse_description(non_finite, len(embeddings)))
         with self.interrupts.deferred():
             self._log_evaluation(epoch, values, embeddings)
             if state.pending_eval == "initial":
@@ -231,8 +243,8 @@ class TrainingLoop:
 
     def _record_epoch_results(self, epoch, values, non_finite, candidate=True):
         """model_last (and model_best when it improved and is a ``candidate``: not a network whose
-        test embeddings are all non-finite), the csv row and results; returns the serialised
-        parameters (the checkpoint shares them)."""
+        test embeddings are all non-finite or one point), the csv row and results; returns the
+        serialised parameters (the checkpoint shares them)."""
         results, name = self.state.results, self.best_name
         params = storage.serialize(self.parts.net.save_parameters)
         last_path = run_folder.path(self.save_dir, run_folder.MODEL_LAST)

@@ -173,7 +173,7 @@ def _add_run_flags(run):
                      help="how many of the newest checkpoints to keep (model_best.params and "
                           "model_last.params are kept apart from them)")
     run.add_argument("--nan_policy", default="stop", choices=["stop", "skip_batch"],
-                     help="on a non-finite loss, or test embeddings all non-finite: stop (keeping "
+                     help="on a non-finite loss, or test embeddings all non-finite or one point: stop (keeping "
                           "the last good checkpoint) or skip that batch's update and go on past that "
                           "evaluation (never the best)")
 

@@ -3,6 +3,8 @@ O(N^2)).
 
 k-means clusters the finite rows; rows that are not finite form one cluster of their own.
 """
+import warnings
+
 import numpy as np
 
 from .embeddings import _label_codes, non_finite_rows
@@ -84,6 +86,7 @@ def _kmeans_faiss(x, n_clusters, seed, niter):
 
 def _kmeans_sklearn(x, n_clusters, seed, niter):
     from sklearn.cluster import KMeans
+    from sklearn.exceptions import ConvergenceWarning
 
     if x.shape[0] * n_clusters <= 5e7:
         km = KMeans(n_clusters=n_clusters, n_init=1, random_state=seed, max_iter=max(niter, 100))
@@ -94,7 +97,12 @@ def _kmeans_sklearn(x, n_clusters, seed, niter):
         # clusters collapse (docs/performance.md, Inside the code).
         km = KMeans(n_clusters=n_clusters, init="random", n_init=1, random_state=seed,
                     max_iter=niter, algorithm="lloyd")
-    return km.fit_predict(x).astype(np.int64)
+    with warnings.catch_warnings():
+        # Fewer distinct points than clusters (embeddings that collapsed to a point) still get an
+        # assignment; the training loop says that a network collapsed (train/loop.py), and
+        # sklearn's ConvergenceWarning would be a second, bare line on stderr.
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        return km.fit_predict(x).astype(np.int64)
 
 
 def cluster(embeddings, n_clusters, backend="auto", seed=0, niter=20):

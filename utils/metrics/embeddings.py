@@ -31,6 +31,19 @@ def non_finite_rows(embeddings):
     return ~np.isfinite(np.asarray(embeddings)).all(axis=1)
 
 
+def is_one_point(embeddings, rtol=1e-6):
+    """True when the finite rows of ``embeddings`` (N, D) are at most one point: every finite row
+    equals the first within ``rtol`` of the largest magnitude (``|x_i - x_0|_inf <= rtol * max(1,
+    max|x|)``), or at most one row is finite. Such embeddings hold no ranking: a network that maps
+    every image alike (collapsed, for example its ReLUs all dead after a huge learning rate)."""
+    x = np.asarray(embeddings, dtype=np.float64)
+    x = x[~non_finite_rows(x)]
+    if x.shape[0] <= 1:
+        return True
+    scale = max(1.0, float(np.abs(x).max()))
+    return bool(np.abs(x - x[0]).max() <= rtol * scale)
+
+
 def l2_normalize(embeddings, eps=1e-12):
     x = np.asarray(embeddings, dtype=np.float32)
     return x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), eps)
