@@ -6,9 +6,9 @@ import os
 from dataclasses import dataclass
 from typing import List
 
-import mxnet as mx
 import numpy as np
 
+from .closing_loader import ClosingDataLoader
 from .dataset import ImageListDataset
 from .image_check import unreadable_images
 from .meta import read_split
@@ -84,14 +84,14 @@ def _train_loader(paths, labels, image_size, batch_size, num_instances, num_work
     """``(loader, sampler)``: class-balanced batches of augmented training images."""
     sampler = ClassBalancedBatchSampler(labels, batch_size, num_instances, seed=seed)
     train_set = ImageListDataset(paths, labels, TrainTransform(image_size), seed=seed)
-    loader = mx.gluon.data.DataLoader(train_set, batch_sampler=sampler, num_workers=int(num_workers),
-                                      prefetch=prefetch)
+    loader = ClosingDataLoader(train_set, batch_sampler=sampler, num_workers=int(num_workers),
+                               prefetch=prefetch)
     return loader, sampler
 
 
 def _test_loader(paths, labels, image_size, batch_size, num_workers, seed=0, prefetch=None):
     test_set = ImageListDataset(paths, labels, TestTransform(image_size), seed=seed)
-    return mx.gluon.data.DataLoader(
+    return ClosingDataLoader(
         test_set,
         batch_size=int(batch_size),
         shuffle=False,

@@ -12,6 +12,7 @@ import numpy as np
 from tqdm import tqdm
 
 from data import ImageListDataset, TestTransform
+from data.closing_loader import ClosingDataLoader
 from inference.batch_embedding import embed_batch
 
 logger = logging.getLogger(__name__)
@@ -62,8 +63,8 @@ def embed_paths(net, paths, image_size, ctx, batch_size=64, num_workers=0, skip_
     dataset = ImageListDataset(readable, np.ones(len(readable), dtype=np.int32), TestTransform(image_size))
     if skip_bad:
         dataset = _TolerantImages(dataset, image_size)
-    loader = mx.gluon.data.DataLoader(dataset, batch_size=batch_size, shuffle=False, last_batch="keep",
-                                      num_workers=num_workers)
+    loader = ClosingDataLoader(dataset, batch_size=batch_size, shuffle=False, last_batch="keep",
+                               num_workers=num_workers)
     chunks, flags = [], []
     with tqdm(total=len(readable), disable=not progress, desc=desc, unit="img", leave=False,
               dynamic_ncols=True) as bar:

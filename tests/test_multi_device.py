@@ -132,12 +132,13 @@ def test_a_cpu2_run_evaluates_what_evaluate_py_measures(demo_dir, tmp_path):
             assert abs(measured[key] - last[key]) < 1e-9, "%s: training evaluated %s, evaluate.py measures %s " \
                 "on the saved file (same batch size)" % (key, last[key], measured[key])
     # Each device's slice holds one class; the loss still sees the whole batch, so the epoch loss
-    # is the one-device run's up to BatchNorm's statistics, taken here over 4 images of one class
-    # (measured: 0.77 vs 0.49 in epoch 1). The per-slice loss, with no negative at all, was
-    # margin-sized (0.008 in the measurement): far outside this band.
+    # is the one-device run's up to BatchNorm's statistics, taken here over 4 images of one class,
+    # which raise it by a factor that depends on the CPU (epoch 1: 0.77 vs 0.49 on one machine,
+    # 0.88 vs 0.37 on another). The per-slice loss, with no negative at all, was margin-sized
+    # (0.008 in the measurement): far below half the one-device loss.
     two_losses, one_losses = epoch_losses(two), epoch_losses(one)
     for epoch, (a, b) in enumerate(zip(two_losses, one_losses), start=1):
-        assert 0.5 * b <= a <= 2 * b, "epoch %d loss: cpu:2 %.4f vs one device %.4f" % (epoch, a, b)
+        assert 0.5 * b <= a <= 4 * b, "epoch %d loss: cpu:2 %.4f vs one device %.4f" % (epoch, a, b)
 
 
 def test_a_checkpoint_of_two_devices_resumes_on_one_and_the_reverse(demo_dir, tmp_path):

@@ -10,7 +10,8 @@ handler at an arbitrary point could also land inside the data loader's locks and
 
 The handlers are installed before the data loaders fork their workers, which inherit them; in a
 worker they do nothing, so a Ctrl-C sent to the whole process group ends the run in the trainer
-and never kills a worker in the middle of a batch.
+and never kills a worker in the middle of a batch. For the same reason the loaders end their
+workers by closing their pools, not by SIGTERM (``data.closing_loader``).
 """
 import contextlib
 import os
