@@ -4,7 +4,7 @@ class-balanced train loader and the sequential test loader."""
 import logging
 import os
 from dataclasses import dataclass
-from typing import List
+from typing import Any, List, Optional
 
 import mxnet as mx
 import numpy as np
@@ -128,7 +128,10 @@ class LoaderInfo(TestSplitInfo):
     ``train_labels``, ``num_train_images``, ``num_train_classes``; ``train_sampler`` (call
     ``set_epoch(epoch)`` before each epoch); ``skipped_images`` (left out by ``skip_bad_images``);
     ``seen_test_classes`` (the test classes that are also training classes: empty unless
-    ``seen_classes``).
+    ``seen_classes``). With a validation split (``data.validation_split``): ``val_loader`` (its
+    images in split order, test-time transform), ``val_labels``, ``val_paths`` and
+    ``val_class_ids`` (the held-out training classes, sorted); all None without one. The train
+    fields then describe what is trained on: the training split without the held-out classes.
     """
 
     train_labels: np.ndarray
@@ -137,6 +140,10 @@ class LoaderInfo(TestSplitInfo):
     train_sampler: ClassBalancedBatchSampler
     skipped_images: List[str]
     seen_test_classes: List[str]
+    val_loader: Optional[Any] = None
+    val_labels: Optional[np.ndarray] = None
+    val_paths: Optional[List[str]] = None
+    val_class_ids: Optional[List[int]] = None
 
 
 def build_test_loader(data_name, data_dir, image_size, batch_size, num_workers):
@@ -275,7 +282,7 @@ def _log_loaders(info, batches, batch_size, num_instances):
 
 def build_loaders(
     data_name, data_dir, image_size, batch_size, num_instances, num_workers, seed=0, test_batch_size=None,
-    skip_bad_images=False, prefetch=None, seen_classes=False,
+    skip_bad_images=False, prefetch=None, seen_classes=False, validation=None,
 ):
     """Build the class-balanced train loader and the sequential test loader.
 
@@ -305,6 +312,9 @@ def build_loaders(
     seen_classes : bool, default False
         Accept test classes that are also training classes (the seen-class protocol); by default
         they are refused (``data.seen_classes``).
+    validation : data.validation_split.ValidationSplit, optional
+        Hold the training images of some training classes out of training, as a validation set
+        (``info.val_loader``); None (the default) trains on the whole training split.
 
     Returns
     -------
@@ -324,12 +334,23 @@ def build_loaders(
     _check_count("test_batch_size", test_batch_size, 1)
     (train_paths, train_labels), (test_paths, test_labels), skipped, seen = _readable_splits(
         spec, data_dir, skip_bad_images, seen_classes)
+    val_fields = {}
+    if validation is not None:
+        (train_paths, train_labels), (val_paths, val_labels), val_ids = validation.apply(
+            train_paths, train_labels, batch_size // num_instances)
+        val_fields = dict(val_loader=_test_loader(val_paths, val_labels, image_size, test_batch_size, num_workers,
+                                                  seed, prefetch),
+                          val_labels=val_labels, val_paths=val_paths, val_class_ids=val_ids)
     train_loader, train_sampler = _train_loader(train_paths, train_labels, image_size, batch_size, num_instances,
                                                 num_workers, seed, prefetch)
     test_loader = _test_loader(test_paths, test_labels, image_size, test_batch_size, num_workers, seed, prefetch)
     test_info = vars(TestSplitInfo.of_split(spec, data_dir, test_paths, test_labels))
     info = LoaderInfo(**test_info, train_labels=train_labels,
                       num_train_images=len(train_paths), num_train_classes=int(len(np.unique(train_labels))),
-                      train_sampler=train_sampler, skipped_images=skipped, seen_test_classes=seen)
+                      train_sampler=train_sampler, skipped_images=skipped, seen_test_classes=seen, **val_fields)
     _log_loaders(info, len(train_sampler), batch_size, num_instances)
+    if validation is not None:
+        logger.info("validation split (%s): the %d training images of %d held-out training classes %s",
+                    validation.record()["rule"], len(info.val_labels), len(info.val_class_ids),
+                    info.val_class_ids)
     return train_loader, test_loader, info
