@@ -5,8 +5,8 @@ epoch's mean loss) and ``lr_epoch`` (x = epoch); ``metric/R{k}`` (x = global ste
 ``metric_epoch/R{k}`` (x = epoch), and the best R@1 so far as ``metric/R{k}/best`` and
 ``metric_epoch/R{k}/best`` whenever it improves. With a validation split of the training classes
 (``--val_classes``, ``--folds``) its metrics go beside the test split's as ``metric/val/R{k}`` and
-``metric_epoch/val/R{k}``, and when it selects, the best is ``metric/val/<name>/best``. The metric tags carry a description (the ⓘ of
-their card). The event files lie in the run folder itself (``utils.run.folder.tensorboard_dir``),
+``metric_epoch/val/R{k}``, and when it selects, the best is ``metric/val/<name>/best``. The metric
+tags carry a description (the ⓘ of their card). The event files lie in the run folder itself (``utils.run.folder.tensorboard_dir``),
 so ``tensorboard --logdir=results`` lists each run by its folder's name; the run's settings are
 written once at its start (``utils.summary.settings``).
 """
