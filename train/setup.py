@@ -74,6 +74,10 @@ def open_run_folder(args, parts, state, previous, changed):
         return
     saved = run_folder.open_run(args, state.to_json(), parts.data.data_dir, parts.ctx, previous, changed,
                                 parts.data.skipped_images, restarted=parts.restarted)
+    recorded = (previous or {}).get("split_manifest_sha256")
+    if recorded and recorded != args.split_manifest_sha256:
+        logger.warning("the dataset's split_manifest.json differs from the one this run started with "
+                       "(SHA-256 %s, now %s): its split files changed", recorded, args.split_manifest_sha256)
     logs.attach_file(run_folder.path(args.save_dir, run_folder.TRAIN_LOG))
     logger.info("flags: %s", json.dumps({k: v for k, v in saved.items() if k != "history"}, sort_keys=True))
     iters, workers = len(parts.train_loader), parts.num_workers
