@@ -4,7 +4,7 @@ class-balanced train loader and the sequential test loader."""
 import logging
 import os
 from dataclasses import dataclass
-from typing import List
+from typing import Any, List, Optional
 
 import numpy as np
 
@@ -128,7 +128,10 @@ class LoaderInfo(TestSplitInfo):
     ``train_labels``, ``num_train_images``, ``num_train_classes``; ``train_sampler`` (call
     ``set_epoch(epoch)`` before each epoch); ``skipped_images`` (left out by ``skip_bad_images``);
     ``seen_test_classes`` (the test classes that are also training classes: empty unless
-    ``seen_classes``).
+    ``seen_classes``). With a validation split (``data.validation_split``): ``val_loader`` (its
+    images in split order, test-time transform), ``val_labels``, ``val_paths`` and
+    ``val_class_ids`` (the held-out training classes, sorted); all None without one. The train
+    fields then describe what is trained on: the training split without the held-out classes.
     """
 
     train_labels: np.ndarray
@@ -137,6 +140,10 @@ class LoaderInfo(TestSplitInfo):
     train_sampler: ClassBalancedBatchSampler
     skipped_images: List[str]
     seen_test_classes: List[str]
+    val_loader: Optional[Any] = None
+    val_labels: Optional[np.ndarray] = None
+    val_paths: Optional[List[str]] = None
+    val_class_ids: Optional[List[int]] = None
 
 
 def build_test_loader(data_name, data_dir, image_size, batch_size, num_workers):
@@ -273,20 +280,33 @@ def _log_loaders(info, batches, batch_size, num_instances):
     )
 
 
+def _hold_out(validation, paths, labels, classes_per_batch, loader_settings):
+    """``(train paths, train labels, LoaderInfo's val fields)``: the training split without the
+    classes ``validation`` holds out, whose images a sequential loader (``_test_loader``'s
+    ``loader_settings`` after paths and labels) loads ({} and the split unchanged when
+    ``validation`` is None)."""
+    if validation is None:
+        return paths, labels, {}
+    (paths, labels), (val_paths, val_labels), val_ids = validation.apply(paths, labels, classes_per_batch)
+    logger.info("validation split (%s): the %d training images of %d held-out training classes %s",
+                validation.record()["rule"], len(val_paths), len(val_ids), val_ids)
+    fields = dict(val_loader=_test_loader(val_paths, val_labels, *loader_settings), val_labels=val_labels,
+                  val_paths=val_paths, val_class_ids=val_ids)
+    return paths, labels, fields
+
+
 def build_loaders(
     data_name, data_dir, image_size, batch_size, num_instances, num_workers, seed=0, test_batch_size=None,
-    skip_bad_images=False, prefetch=None, seen_classes=False,
+    skip_bad_images=False, prefetch=None, seen_classes=False, validation=None,
 ):
     """Build the class-balanced train loader and the sequential test loader.
 
     Parameters
     ----------
     data_name : str
-        A name in ``DATASETS`` or an alias ('cars196', 'car196', 'cub200', 'sop', 'demo',
-        'folder', ...).
+        A name in ``DATASETS`` or an alias ('cars196', 'car196', 'cub200', 'sop', 'demo', 'folder', ...).
     data_dir : str or None
-        Directory holding the split files and images (for 'folder': ``train/`` and
-        ``test/``); None = the dataset's default.
+        Directory of the split files and images ('folder': ``train/``, ``test/``); None = the default.
     image_size : int
         Side S of the square images.
     batch_size : int
@@ -294,8 +314,7 @@ def build_loaders(
     num_instances : int
         Images per class in a training batch.
     num_workers : int
-        Forked worker processes per loader (0 = decode in the calling process). The pools are
-        forked here, when the loaders are built.
+        Forked worker processes per loader (0 = decode in the calling process), forked here.
     seed : int, default 0
         Seeds the sampler (``(seed, epoch)`` per epoch) and the augmentation.
     test_batch_size : int, optional
@@ -303,8 +322,9 @@ def build_loaders(
     prefetch : int, optional
         Batches each loader prepares ahead in shared memory (MXNet's default: 2 x num_workers).
     seen_classes : bool, default False
-        Accept test classes that are also training classes (the seen-class protocol); by default
-        they are refused (``data.seen_classes``).
+        Accept test classes that are also training classes (the seen-class protocol, ``data.seen_classes``).
+    validation : data.validation_split.ValidationSplit, optional
+        Classes held out of training as a validation set (``info.val_loader``); None: none.
 
     Returns
     -------
@@ -314,9 +334,8 @@ def build_loaders(
         All test images in file order, last batch kept, same element types.
     info : LoaderInfo
 
-    A one-line ValueError (naming what to run) for an unknown dataset, a missing or empty data
-    directory, a bad split file, missing images, test classes that are training classes, or
-    sampler settings that do not fit the data.
+    A one-line ValueError (naming what to run) for an unknown dataset, a missing or empty data directory, a bad
+    split file, missing images, seen test classes, or a sampler or validation split that does not fit the data.
     """
     spec, data_dir = _dataset_dir(data_name, data_dir)
     _check_count("num_workers", num_workers, 0)
@@ -324,12 +343,15 @@ def build_loaders(
     _check_count("test_batch_size", test_batch_size, 1)
     (train_paths, train_labels), (test_paths, test_labels), skipped, seen = _readable_splits(
         spec, data_dir, skip_bad_images, seen_classes)
+    sequential = (image_size, test_batch_size, num_workers, seed, prefetch)  # the test and validation loaders'
+    train_paths, train_labels, val_fields = _hold_out(validation, train_paths, train_labels,
+                                                      batch_size // num_instances, sequential)
     train_loader, train_sampler = _train_loader(train_paths, train_labels, image_size, batch_size, num_instances,
                                                 num_workers, seed, prefetch)
-    test_loader = _test_loader(test_paths, test_labels, image_size, test_batch_size, num_workers, seed, prefetch)
+    test_loader = _test_loader(test_paths, test_labels, *sequential)
     test_info = vars(TestSplitInfo.of_split(spec, data_dir, test_paths, test_labels))
     info = LoaderInfo(**test_info, train_labels=train_labels,
                       num_train_images=len(train_paths), num_train_classes=int(len(np.unique(train_labels))),
-                      train_sampler=train_sampler, skipped_images=skipped, seen_test_classes=seen)
+                      train_sampler=train_sampler, skipped_images=skipped, seen_test_classes=seen, **val_fields)
     _log_loaders(info, len(train_sampler), batch_size, num_instances)
     return train_loader, test_loader, info

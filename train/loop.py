@@ -30,6 +30,7 @@ from model import materialize
 from train.evaluation import evaluate, share_untrained_parameters
 from train.optimizer import broadcast_initial_parameters, device_free_states
 from train.schedules import rate_flag
+from train.selection import selection_from_args
 from train.step import NonFiniteEmbeddingsError, NonFiniteLossError, train_step
 from utils.metrics import is_one_point, non_finite_rows
 from utils.metrics.names import metric_keys
@@ -52,9 +53,13 @@ def _collapse_description(non_finite, count):
         non_finite, count, count - non_finite)
 
 
-def _record(values, epoch, non_finite):
-    """A results.json entry: the metrics, their epoch, and how many test embeddings were not finite."""
-    return dict(values, epoch=epoch, non_finite=non_finite)
+def _record(values, epoch, non_finite, val_values=None):
+    """A results.json entry: the test metrics, their epoch, how many test embeddings were not finite,
+    and with a validation split its metrics (``val``)."""
+    record = dict(values, epoch=epoch, non_finite=non_finite)
+    if val_values is not None:
+        record["val"] = dict(val_values)
+    return record
 
 
 class TrainingLoop:
@@ -71,11 +76,14 @@ class TrainingLoop:
         self.is_chief = parts.is_chief
         self.save_dir = args.save_dir
         self.iters_per_epoch = len(parts.train_loader)
-        self.best_name = "R@%d" % args.recallk[0]  # the metric that picks the best parameters
+        self.selection = selection_from_args(args)  # the split and metric that pick the best parameters
+        self.has_val = parts.data.val_loader is not None  # a validation split is held out
         self._sizes_before_eval = None
         self._broadcast_pending = parts.kvstore is not None  # see _before_first_update
         # summary.csv: one row per epoch; the metrics are empty in epochs without an evaluation.
         self.csv_columns = ["epoch", "step", "loss", "lr"] + metric_keys(args)
+        if self.has_val:
+            self.csv_columns += ["val/" + key for key in metric_keys(args)]
         # Seed 0, not --seed: the same queries in every run, so that grids compare across runs.
         self.grid_queries = (pick_fixed_queries(parts.data.test_labels, args.grid_queries, seed=0)
                              if args.grid_queries else None)
@@ -197,10 +205,7 @@ class TrainingLoop:
         # One device, holding what the saved parameters hold (BatchNorm statistics averaged over
         # the devices), so the metrics are what evaluate.py measures on model_last.params.
         share_untrained_parameters(parts.net)
-        values, embeddings = evaluate(
-            parts.net, parts.test_loader, parts.data.test_labels, parts.ctx[:1], self.args.recallk,
-            progress=self.args.progress, return_embeddings=True, metrics=self.args.eval_metrics,
-            knn=self.args.knn, after_batch=lambda index: self._between_eval_batches(epoch))
+        values, embeddings = self._evaluate_split(parts.test_loader, parts.data.test_labels, epoch)
         non_finite = int(non_finite_rows(embeddings).sum())
         collapsed = state.pending_eval == "epoch" and is_one_point(embeddings)
         if collapsed and self.args.nan_policy == "stop":
@@ -212,25 +217,36 @@ class TrainingLoop:
             logger.warning("the test embeddings after epoch %d are %s: that network cannot be the best "
                            "(--nan_policy=skip_batch goes on)", epoch,
                            _collapse_description(non_finite, len(embeddings)))
+        val_values = (self._evaluate_split(parts.data.val_loader, parts.data.val_labels, epoch)[0]
+                      if self.has_val else None)
         with self.interrupts.deferred():
-            self._log_evaluation(epoch, values, embeddings)
+            self._log_evaluation(epoch, values, embeddings, val_values)
+            record = _record(values, epoch, non_finite, val_values)
             if state.pending_eval == "initial":
-                state.results["initial"] = _record(values, epoch, non_finite)
+                state.results["initial"] = record
                 params = None
             else:
-                params = self._record_epoch_results(epoch, values, non_finite, candidate=not collapsed)
+                params = self._record_epoch_results(epoch, record, candidate=not collapsed)
             state.pending_eval, state.pending_row = None, None
             self._sizes_before_eval = None
             self._checkpoint(params=params)
             run_folder.write_results(self.save_dir, state.results)
 
+    def _evaluate_split(self, loader, labels, epoch):
+        """``(metrics, unit embeddings)`` of the test or the validation split (same metrics)."""
+        return evaluate(self.parts.net, loader, labels, self.parts.ctx[:1], self.args.recallk,
+                        progress=self.args.progress, return_embeddings=True, metrics=self.args.eval_metrics,
+                        knn=self.args.knn, after_batch=lambda index: self._between_eval_batches(epoch))
+
     def _between_eval_batches(self, epoch):
         faults.at("eval", epoch)
         self.interrupts.check()
 
-    def _log_evaluation(self, epoch, values, embeddings):
+    def _log_evaluation(self, epoch, values, embeddings, val_values=None):
         step = epoch * self.iters_per_epoch
         self.summary.metrics(step, epoch, values)
+        if val_values is not None:
+            self.summary.metrics(step, epoch, val_values, split="val")
         test_images, test_labels = self.parts.test_loader._dataset, self.parts.data.test_labels
         if self.grid_queries is not None:
             log_retrieval_grid(self.summary.writer, "retrieval/test", embeddings, test_labels,
@@ -239,23 +255,31 @@ class TrainingLoop:
         if every and (epoch % every == 0 or epoch == self.args.epochs):
             log_projector(self.summary.tensorboard_dir, embeddings, test_labels,
                           lambda index: test_images[index][0], step, max_points=self.args.projector_points)
-        logger.info("epoch %d: %s", epoch, "  ".join("%s %.4f" % item for item in values.items()))
+        shown = "  ".join("%s %.4f" % item for item in values.items())
+        if val_values is None:
+            logger.info("epoch %d: %s", epoch, shown)
+        else:
+            logger.info("epoch %d: test %s | val %s | %s selects", epoch, shown,
+                        "  ".join("%s %.4f" % item for item in val_values.items()), self.selection.label)
 
-    def _record_epoch_results(self, epoch, values, non_finite, candidate=True):
-        """model_last (and model_best when it improved and is a ``candidate``: not a network whose
-        test embeddings are all non-finite or one point), the csv row and results; returns the
-        serialised parameters (the checkpoint shares them)."""
-        results, name = self.state.results, self.best_name
+    def _record_epoch_results(self, epoch, record, candidate=True):
+        """model_last (and model_best when the selecting metric improved, ``train.selection``, and it
+        is a ``candidate``: not a network whose test embeddings are all non-finite or one point), the
+        csv row and results; returns the serialised parameters (the checkpoint shares them)."""
+        results, selection = self.state.results, self.selection
         params = storage.serialize(self.parts.net.save_parameters)
         last_path = run_folder.path(self.save_dir, run_folder.MODEL_LAST)
         storage.write_bytes(last_path, params, storage.RESUME_FIX)
-        results["last"] = _record(values, epoch, non_finite)
-        if candidate and (results["best"] is None or values[name] > results["best"][name]):
-            results["best"] = _record(values, epoch, non_finite)
-            self.summary.best(epoch * self.iters_per_epoch, epoch, name, values[name])
+        results["last"] = record
+        if candidate and selection.improves(record, results["best"]):
+            results["best"] = dict(record)
+            self.summary.best(epoch * self.iters_per_epoch, epoch, selection.metric, selection.value(record),
+                              split=selection.split if self.has_val else "test")
             storage.link_or_copy(last_path, run_folder.path(self.save_dir, run_folder.MODEL_BEST),
                                  storage.RESUME_FIX)
-        self.summary.csv_row(dict(self.state.pending_row, **values), self.csv_columns)
+        row = {key: value for key, value in record.items() if key in self.csv_columns}
+        row.update(("val/" + key, value) for key, value in (record.get("val") or {}).items())
+        self.summary.csv_row(dict(self.state.pending_row, **row), self.csv_columns)
         return params
 
     # ----------------------------------------------------------------------------- checkpoints
@@ -303,10 +327,14 @@ class TrainingLoop:
                 use_float32(net)  # the exported graph is float32, for any runtime
             export_network(net, os.path.join(self.save_dir, run_folder.EXPORT, "model"),
                            self.args.image_size)
-        best, last = results["best"], results["last"]
-        if best and last:
-            logger.info("done: best %s %.4f at epoch %d; last %s %.4f", self.best_name,
-                        best[self.best_name], best["epoch"], self.best_name, last[self.best_name])
+        best, last, selection = results["best"], results["last"], self.selection
+        if best and last and self.has_val:
+            logger.info("done: best %s %.4f at epoch %d (test %s %.4f there); last %s %.4f",
+                        selection.label, selection.value(best), best["epoch"], selection.metric,
+                        best[selection.metric], selection.label, selection.value(last))
+        elif best and last:
+            logger.info("done: best %s %.4f at epoch %d; last %s %.4f", selection.metric,
+                        selection.value(best), best["epoch"], selection.metric, selection.value(last))
         elif last:
             logger.warning("done: no evaluation after training had finite test embeddings, so there "
                            "is no best (no %s)", run_folder.MODEL_BEST)

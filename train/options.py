@@ -17,6 +17,8 @@ from utils.flags import (check_minimums, check_positive_sizes, check_recallk, ch
                          str2bool)
 from utils.precision import DTYPES
 
+from .selection import check_select_metric, has_validation_split
+
 # The kvstores a run trains with: MXNet 1.9.1's names (mx.kv.create; its C++ side reads "dist",
 # "device" and "nccl" in the name, so dist_sync_device is dist_device_sync). Single machine: local
 # and device sum a batch's gradients over the devices, nccl over GPUs; several machines: the
@@ -66,6 +68,7 @@ def build_parser():
     add_core_loss_flags(parser.add_argument_group("loss"))
     _add_optimiser_flags(parser.add_argument_group("optimiser"))
     _add_evaluation_flags(parser.add_argument_group("evaluation and logging"))
+    _add_protocol_flags(parser.add_argument_group("validation split and model selection (docs/protocol.md)"))
     _add_run_flags(parser.add_argument_group("checkpoints and faults"))
     return parser
 
@@ -159,6 +162,61 @@ def _add_evaluation_flags(evaluation):
     add_progress_flag(evaluation)
 
 
+def val_classes_value(text):
+    """--val_classes: a whole number of classes (1 or more, kept an int) or a fraction in (0, 1)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError("expected a number of classes or a fraction, got %r" % text) from None
+    if not math.isfinite(value) or value <= 0 or (value >= 1 and value != int(value)):
+        raise argparse.ArgumentTypeError("expected a whole number of classes (1 or more) or a fraction in "
+                                         "(0, 1), got %r" % text)
+    return int(value) if value >= 1 else value
+
+
+def _add_protocol_flags(protocol):
+    """The flags of the fair protocol: a class-disjoint validation split of the training classes,
+    and which split and metric select model_best.params."""
+    protocol.add_argument("--val_classes", default=None, type=val_classes_value,
+                          help="hold out this many training classes (a number K >= 1, or a fraction in "
+                               "(0, 1)) as a validation split: their training images are not trained on "
+                               "and are evaluated beside the test split; default: no validation split")
+    protocol.add_argument("--folds", default=None, type=int,
+                          help="k-fold: cut the training classes into K folds; fold --fold validates, "
+                               "the others train")
+    protocol.add_argument("--fold", default=None, type=int, help="the fold (0 .. --folds - 1) that validates")
+    protocol.add_argument("--split_seed", default=0, type=int,
+                          help="seed of the permutation of the training classes that makes the "
+                               "validation split (independent of --seed: runs of several seeds share it)")
+    protocol.add_argument("--select_on", default=None, choices=["val", "test"],
+                          help="the split whose metric picks model_best.params and results.json's "
+                               "best: test (the release's) when no validation split is held out, val "
+                               "when one is")
+    protocol.add_argument("--select_metric", default=None,
+                          help="the metric that picks model_best.params, a key the evaluation computes "
+                               "(R@1, MAP@R, ...); default: R@K of the first --recallk rank (R@1), as "
+                               "the release")
+
+
+def _check_protocol_flags(args):
+    """The rules of the validation-split flags that need no data (``data.class_split`` checks the
+    rest against the number of training classes)."""
+    folds, fold = getattr(args, "folds", None), getattr(args, "fold", None)
+    if getattr(args, "val_classes", None) is not None and folds is not None:
+        raise ValueError("--val_classes and --folds both ask for a validation split; use one of them")
+    if fold is not None and folds is None:
+        raise ValueError("--fold=%d names a fold of no k-fold split; add --folds=K (K > %d)" % (fold, fold))
+    if folds is not None and folds < 2:
+        raise ValueError("--folds must be 2 or more, got %d" % folds)
+    if folds is not None and (fold is None or not 0 <= fold < folds):
+        raise ValueError("--fold must be in 0 .. %d for --folds=%d, got %s" % (folds - 1, folds, fold))
+    if not 0 <= getattr(args, "split_seed", 0) < 2 ** 32:
+        raise ValueError("--split_seed must be in 0 .. 2^32 - 1, got %d" % args.split_seed)
+    if getattr(args, "select_on", None) == "val" and not has_validation_split(args):
+        raise ValueError("--select_on=val needs a validation split: add --val_classes=K or --folds=K --fold=I")
+    check_select_metric(args)
+
+
 def _add_run_flags(run):
     """The checkpoints and faults flags."""
     run.add_argument("--resume", default=None, type=path_flag,
@@ -223,6 +281,7 @@ def validate_args(args):
             % ",".join(map(str, args.lr_decay_epochs))
         )
     check_recallk(args.recallk)
+    _check_protocol_flags(args)
     if kvstore_problem(args.kvstore):  # a resumed run's args.json has not been through argparse
         raise ValueError("--kvstore=%s: %s" % (args.kvstore, kvstore_problem(args.kvstore)))
     return args

@@ -12,11 +12,13 @@ import numpy as np
 
 import model
 from data import LoaderInfo
+from data.validation_split import ValidationSplit
 from utils.precision import attach_loss_scaler, use_mixed_precision
 from utils.run import checkpoint, folder as run_folder
 
 from .optimizer import build_trainer, setup_kvstore
 from .schedules import lr_scheduler_from_args
+from .selection import selection_from_args
 from .state import TrainingState
 from .step import StepOptions
 
@@ -56,11 +58,16 @@ class TrainingParts:
 
 
 def _start_state(args, wanted, continues, info, net, trainer, ctx, iters_per_epoch):
-    """The loop's state: fresh (the seen-class protocol recorded in its results), or that of the
-    checkpoint a resume continues from (``wanted``, or the newest), loaded into ``net`` and ``trainer``."""
+    """The loop's state: fresh (the seen-class protocol and the validation split recorded in its
+    results), or that of the checkpoint a resume continues from (``wanted``, or the newest), loaded
+    into ``net`` and ``trainer``."""
     state = TrainingState.fresh(args, iters_per_epoch)
     if info.seen_test_classes:  # the seen-class protocol, on record beside its metrics
         state.results["seen_test_classes"] = info.seen_test_classes
+    if info.val_class_ids is not None:  # the validation split and what selects, beside the metrics
+        selection = selection_from_args(args)
+        state.results.update(selected_on=selection.split, select_metric=selection.metric,
+                             val_classes=info.val_class_ids, split=ValidationSplit.from_args(args).record())
     if continues:
         meta = checkpoint.resume(args.save_dir, wanted, net, trainer, ctx)
         state = TrainingState.from_checkpoint(meta, args)

@@ -6,6 +6,9 @@ import json
 import logging
 
 import data
+from data.split_manifest import manifest_sha256
+from data.validation_split import ValidationSplit
+from train.selection import check_select_metric
 from utils import logs
 from utils.devices import resolve_contexts
 from utils.host import check_shared_memory, workers_for_cores
@@ -39,15 +42,26 @@ def check_host(args):
 
 
 def training_data(args):
-    """``(train_loader, test_loader, info)`` of ``data.build_loaders``; ``--recallk`` defaults to
-    the dataset's ranks (else ``DEFAULT_RECALLK``) and is checked against the test split's size."""
+    """``(train_loader, test_loader, info)`` of ``data.build_loaders``, with the validation split
+    the flags ask for (``data.validation_split``: ``info.val_loader``); ``--recallk`` defaults to
+    the dataset's ranks (else ``DEFAULT_RECALLK``) and is checked against the test split's size,
+    and ``--select_metric`` against the metrics it makes. Sets what args.json records of the data
+    beside the flags: ``split_manifest_sha256`` (None when the dataset has no split_manifest.json)
+    and, with a validation split, ``validation_split`` (its rule and held-out class ids)."""
+    validation = ValidationSplit.from_args(args)
     train_loader, test_loader, info = data.build_loaders(
         args.data_name, args.data_dir, args.image_size, args.batch_size, args.num_instances,
         args.num_workers, seed=args.seed, skip_bad_images=args.skip_bad_images, prefetch=args.prefetch,
-        seen_classes=args.seen_classes or bool(args.resume))  # resumed: the protocol its start chose
+        seen_classes=args.seen_classes or bool(args.resume),  # resumed: the protocol its start chose
+        validation=validation)
     if args.recallk is None:
         args.recallk = list(getattr(info.dataset, "default_recallk", None) or DEFAULT_RECALLK)
     data.eval_k_cap(args.recallk, info.num_test_images)
+    check_select_metric(args)
+    args.split_manifest_sha256 = manifest_sha256(info.data_dir)
+    if validation is not None:
+        data.eval_k_cap(args.recallk, len(info.val_labels))
+        args.validation_split = dict(validation.record(), val_class_ids=info.val_class_ids)
     return train_loader, test_loader, info
 
 
@@ -60,6 +74,10 @@ def open_run_folder(args, parts, state, previous, changed):
         return
     saved = run_folder.open_run(args, state.to_json(), parts.data.data_dir, parts.ctx, previous, changed,
                                 parts.data.skipped_images, restarted=parts.restarted)
+    recorded = (previous or {}).get("split_manifest_sha256")
+    if recorded and recorded != args.split_manifest_sha256:
+        logger.warning("the dataset's split_manifest.json differs from the one this run started with "
+                       "(SHA-256 %s, now %s): its split files changed", recorded, args.split_manifest_sha256)
     logs.attach_file(run_folder.path(args.save_dir, run_folder.TRAIN_LOG))
     logger.info("flags: %s", json.dumps({k: v for k, v in saved.items() if k != "history"}, sort_keys=True))
     iters, workers = len(parts.train_loader), parts.num_workers

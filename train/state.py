@@ -8,7 +8,8 @@ Fields (``TrainingState``):
 - ``pending_eval``: ``None``, ``"initial"`` (the evaluation before training) or ``"epoch"``, with
   ``pending_row`` (that epoch's summary.csv row, completed by the metrics): an evaluation that
   was due and had not finished is run first after a resume;
-- ``results``: what ``results.json`` holds, as that JSON object;
+- ``results``: what ``results.json`` holds, as that JSON object (with a validation split, which
+  split selects and each record's ``val`` metrics too: ``train.selection``);
 - ``run_files``: the sizes of the run folder's append-only files at the last checkpoint
   (``utils.run.folder``); None before the first one;
 - ``loss_scaler``: float16's dynamic loss scale (``utils.precision``), None for other dtypes.

@@ -23,10 +23,11 @@ HPARAMS_PLUGIN = "hparams"
 SESSION_START_TAG = "_hparams_/session_start_info"  # the tag TensorBoard's hparams plugin reads
 
 # What is trained and how: the columns of the HPARAMS table. Every other flag is in the text table.
+# The protocol's flags (docs/protocol.md) are None, so left out, in a run without a validation split.
 HPARAMS = ("data_name", "backbone", "pretrained", "embed_dim", "image_size", "loss", "n_inner_pts",
            "ee_l2norm", "margin", "soft_margin", "batch_size", "num_instances", "optim", "lr", "wd",
            "lr_schedule", "lr_decay_factor", "lr_decay_epochs", "l2_reg", "embed_grad_mult",
-           "epochs", "seed")
+           "epochs", "seed", "val_classes", "folds", "fold", "select_on", "select_metric")
 
 
 def _show(value):

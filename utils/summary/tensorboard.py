@@ -3,8 +3,10 @@
 Tags: ``loss`` and ``lr`` every ``summary_step`` iterations (x = global step); ``loss_epoch`` (the
 epoch's mean loss) and ``lr_epoch`` (x = epoch); ``metric/R{k}`` (x = global step),
 ``metric_epoch/R{k}`` (x = epoch), and the best R@1 so far as ``metric/R{k}/best`` and
-``metric_epoch/R{k}/best`` whenever it improves. The metric tags carry a description (the ⓘ of
-their card). The event files lie in the run folder itself (``utils.run.folder.tensorboard_dir``),
+``metric_epoch/R{k}/best`` whenever it improves. With a validation split of the training classes
+(``--val_classes``, ``--folds``) its metrics go beside the test split's as ``metric/val/R{k}`` and
+``metric_epoch/val/R{k}``, and when it selects, the best is ``metric/val/<name>/best``. The metric
+tags carry a description (the ⓘ of their card). The event files lie in the run folder itself (``utils.run.folder.tensorboard_dir``),
 so ``tensorboard --logdir=results`` lists each run by its folder's name; the run's settings are
 written once at its start (``utils.summary.settings``).
 """
@@ -74,6 +76,9 @@ class _SummaryWriterNow(SummaryWriter):
 METRIC_DESCRIPTION = (
     "%s of the test split (query = gallery, self excluded) at each evaluation; the point at "
     "step 0 is the untrained network, the baseline. Read it with smoothing 0.")
+VAL_METRIC_DESCRIPTION = (
+    "%s of the validation split (the training images of the held-out training classes, query = "
+    "gallery, self excluded) at each evaluation; the point at step 0 is the untrained network.")
 BEST_DESCRIPTION = (
     "Best %s so far over the evaluations after training (the parameters kept as "
     "model_best.params), written when it improves. It starts at the first evaluation after "
@@ -114,15 +119,24 @@ class TrainingSummary:
         'RP', 'NMI', 'F1' stay as they are."""
         return "R" + name[2:] if name.startswith("R@") else name.replace("@", "_")
 
-    def metrics(self, global_step, epoch, metrics):
-        """Log ``{'R@1': v, 'MAP@R': v, ...}`` as ``metric/R1``, ``metric_epoch/R1``, ..."""
+    @classmethod
+    def split_tag(cls, name, split="test"):
+        """The tag of metric ``name`` of a split: ``R1`` (test), ``val/R1`` (validation)."""
+        return cls.metric_tag(name) if split == "test" else "%s/%s" % (split, cls.metric_tag(name))
+
+    def metrics(self, global_step, epoch, metrics, split="test"):
+        """Log ``{'R@1': v, 'MAP@R': v, ...}`` as ``metric/R1``, ``metric_epoch/R1``, ... (the
+        validation split's as ``metric/val/R1``, ...)."""
+        description = METRIC_DESCRIPTION if split == "test" else VAL_METRIC_DESCRIPTION
         for name, value in metrics.items():
-            tag, about = self.metric_tag(name), METRIC_DESCRIPTION % name
+            tag, about = self.split_tag(name, split), description % name
             self._described("metric/%s" % tag, value, global_step, about)
             self._described("metric_epoch/%s" % tag, value, epoch, about)
 
-    def best(self, global_step, epoch, name, value):
-        tag, about = self.metric_tag(name), BEST_DESCRIPTION % name
+    def best(self, global_step, epoch, name, value, split="test"):
+        """The best value so far of the selecting metric ``name`` of ``split``."""
+        tag = self.split_tag(name, split)
+        about = BEST_DESCRIPTION % (name if split == "test" else "%s %s" % (split, name))
         self._described("metric/%s/best" % tag, value, global_step, about)
         self._described("metric_epoch/%s/best" % tag, value, epoch, about)
 
