@@ -196,3 +196,14 @@ def test_construction_errors(cls):
     with pytest.raises(ValueError, match="already has proxies"):
         block.attach_classes([1, 2], 3)
     assert cls(num_classes=4, embed_dim=3).proxies.shape == (4, 3)
+
+
+@pytest.mark.parametrize("name", sorted(REFERENCES))
+def test_hybridized_with_synthesis_serves_any_batch_size(name):
+    block = build(name, ps_mu=1.0)
+    block.hybridize(static_alloc=True)
+    for seed, labels in ((7, LABELS["pairs"]), (8, [3, 7, 11, 3]), (9, LABELS["mixed"])):
+        x, proxies, labels = random_case(seed, labels)
+        noise = np.random.RandomState(seed).uniform(size=(len(labels),) * 2)
+        value, _, _ = mx_value_and_grads(block, x, proxies, labels, (noise, np.array([0.7])))
+        np.testing.assert_allclose(value[0], reference(name, x, proxies, labels, (noise, 0.7, 1.0)), rtol=1e-9)
