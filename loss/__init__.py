@@ -10,7 +10,7 @@ Usage::
 Every loss returns a vector whose sum is the training objective: (B,) per-anchor values for
 ``hphn_triplet`` (the original's convention), (1,) for the batch-level losses.
 
-The proxy losses (``norm_softmax``, ``proxy_nca``, ``proxy_anchor``; :class:`loss.proxy_base.ProxyLoss`)
+The proxy losses (``norm_softmax``, ``proxy_nca``, ``proxy_anchor``, ``cosface``, ``arcface``; :class:`loss.proxy_base.ProxyLoss`)
 hold one learned proxy per training class, made once the classes are known
 (``loss_fn.attach_classes(class_ids, embed_dim)``, then ``loss_fn.initialize(ctx=...)``), and take
 Proxy Synthesis (``ps_mu > 0``, :mod:`loss.proxy_synthesis`).
@@ -25,7 +25,9 @@ and one line in ``LOSSES`` (docs/extending.md).
 from utils.flags import registry_key
 
 from .angular import AngularLoss
+from .arcface import ArcFaceLoss
 from .base import MetricLoss
+from .cosface import CosFaceLoss
 from .distance import pairwise_euclidean, same_label_mask
 from .embedding_expansion import EmbeddingExpansion
 from .hphn_triplet import HPHNTripletLoss
@@ -47,6 +49,8 @@ from .triplet import TripletSemiHardLoss
 __all__ = [
     "LOSSES",
     "AngularLoss",
+    "ArcFaceLoss",
+    "CosFaceLoss",
     "EmbeddingExpansion",
     "HPHNTripletLoss",
     "LiftedStructuredLoss",
@@ -86,6 +90,8 @@ LOSSES = {
     "norm_softmax": NormSoftmaxLoss,
     "proxy_nca": ProxyNCALoss,
     "proxy_anchor": ProxyAnchorLoss,
+    "cosface": CosFaceLoss,
+    "arcface": ArcFaceLoss,
 }
 
 

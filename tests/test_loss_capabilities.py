@@ -69,7 +69,7 @@ PROXY_LOSSES = sorted(name for name, cls in LOSSES.items() if cls.uses_proxies)
 
 
 def test_the_proxy_losses_are_these():
-    assert PROXY_LOSSES == ["norm_softmax", "proxy_anchor", "proxy_nca"], PROXY_LOSSES
+    assert PROXY_LOSSES == ["arcface", "cosface", "norm_softmax", "proxy_anchor", "proxy_nca"], PROXY_LOSSES
 
 
 @pytest.mark.parametrize("name", PAIR_LOSSES)

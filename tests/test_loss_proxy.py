@@ -1,4 +1,4 @@
-"""The proxy losses (norm_softmax, proxy_nca, proxy_anchor) and Proxy Synthesis against NumPy
+"""The proxy losses (norm_softmax, proxy_nca, proxy_anchor, cosface, arcface) and Proxy Synthesis against NumPy
 references written from the papers' formulas (float64 loops): values, gradients with respect to the
 embeddings and the proxies (central finite differences of the references), PS with the same drawn
 partners and ratio, and the construction errors. (pytorch-metric-learning is not compared: torch is
@@ -9,7 +9,7 @@ import mxnet as mx
 import numpy as np
 import pytest
 
-from loss import NormSoftmaxLoss, ProxyAnchorLoss, ProxyNCALoss, get_loss
+from loss import ArcFaceLoss, CosFaceLoss, NormSoftmaxLoss, ProxyAnchorLoss, ProxyNCALoss, get_loss
 from loss.proxy_synthesis import draw_noise
 from loss_helpers import finite_difference
 
@@ -50,7 +50,29 @@ def proxy_anchor_ref(xs, ps, ys, alpha=32.0, delta=0.1):
     return pos / len(with_pos) + neg / len(ps)
 
 
-REFERENCES = {"norm_softmax": norm_softmax_ref, "proxy_nca": proxy_nca_ref, "proxy_anchor": proxy_anchor_ref}
+def margin_softmax_ref(xs, ps, ys, scale, target_logit):
+    """-log softmax of the target, whose logit is scale * target_logit(cos) (the others scale * cos)."""
+    total = 0.0
+    for x, y in zip(xs, ys):
+        logits = [scale * (target_logit(np.dot(x, p)) if c == y else np.dot(x, p)) for c, p in enumerate(ps)]
+        top = max(logits)
+        total += -logits[y] + top + math.log(sum(math.exp(v - top) for v in logits))
+    return total / len(xs)
+
+
+def cosface_ref(xs, ps, ys, scale=64.0, margin=0.35):
+    return margin_softmax_ref(xs, ps, ys, scale, lambda c: c - margin)
+
+
+def arcface_ref(xs, ps, ys, scale=64.0, margin=0.5):
+    def target(c):  # cos(theta + m) while theta + m <= pi, else the release's c - m sin(m)
+        theta = math.acos(c)
+        return math.cos(theta + margin) if theta + margin <= math.pi else c - margin * math.sin(margin)
+    return margin_softmax_ref(xs, ps, ys, scale, target)
+
+
+REFERENCES = {"norm_softmax": norm_softmax_ref, "proxy_nca": proxy_nca_ref, "proxy_anchor": proxy_anchor_ref,
+              "cosface": cosface_ref, "arcface": arcface_ref}
 
 
 def proxy_synthesis_ref(xs, ps, ys, noise, ratio, mu):
@@ -120,7 +142,8 @@ def random_case(seed, labels):
 # term keeps it); the layout is the sampler's (runs of num_instances) or any.
 LABELS = {"pairs": [3, 3, 7, 7, 20, 20], "mixed": [11, 3, 11, 7, 20, 3]}
 PARAMS = {"norm_softmax": [{}, {"scale": 4.0}], "proxy_nca": [{}, {"scale": 3.0}],
-          "proxy_anchor": [{}, {"alpha": 4.0, "delta": -0.2}]}
+          "proxy_anchor": [{}, {"alpha": 4.0, "delta": -0.2}], "cosface": [{}, {"scale": 5.0, "margin": 0.0}],
+          "arcface": [{}, {"scale": 3.0, "margin": 1.2}]}
 CASES = [(name, params, layout) for name in REFERENCES for params in PARAMS[name] for layout in LABELS]
 
 
@@ -181,7 +204,7 @@ def test_the_loss_draws_its_own_noise_from_numpys_generator():
     np.testing.assert_allclose(drawn[0], want, rtol=1e-9)
 
 
-@pytest.mark.parametrize("cls", [NormSoftmaxLoss, ProxyNCALoss, ProxyAnchorLoss])
+@pytest.mark.parametrize("cls", [NormSoftmaxLoss, ProxyNCALoss, ProxyAnchorLoss, CosFaceLoss, ArcFaceLoss])
 def test_construction_errors(cls):
     with pytest.raises(ValueError, match="ps_mu must be between 0 and 1"):
         cls(ps_mu=1.5)
