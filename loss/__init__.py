@@ -10,10 +10,10 @@ Usage::
 Every loss returns a vector whose sum is the training objective: (B,) per-anchor values for
 ``hphn_triplet`` (the original's convention), (1,) for the batch-level losses.
 
-The proxy losses (``norm_softmax``, ``proxy_nca``, ``proxy_anchor``, ``cosface``, ``arcface``; :class:`loss.proxy_base.ProxyLoss`)
-hold one learned proxy per training class, made once the classes are known
-(``loss_fn.attach_classes(class_ids, embed_dim)``, then ``loss_fn.initialize(ctx=...)``), and take
-Proxy Synthesis (``ps_mu > 0``, :mod:`loss.proxy_synthesis`).
+The proxy losses (``norm_softmax``, ``proxy_nca``, ``proxy_anchor``, ``cosface``, ``arcface``;
+:class:`loss.proxy_base.ProxyLoss`) hold one learned proxy per training class, made once the
+classes are known (``loss_fn.attach_classes(class_ids, embed_dim)``, then
+``loss_fn.initialize(ctx=...)``), and take Proxy Synthesis (``ps_mu > 0``, :mod:`loss.proxy_synthesis`).
 
 Where things are: each loss in its own file, with its flags (``flags``, declared there) and its
 capabilities (:class:`loss.base.MetricLoss`: ``takes_ee``, ``pair_layout``,

@@ -1,5 +1,6 @@
-"""What the proxy losses (norm_softmax, proxy_nca, proxy_anchor, cosface, arcface) share: class proxies (Gluon Parameters of the loss block), the training
-classes they stand for, and Proxy Synthesis.
+"""What the proxy losses (norm_softmax, proxy_nca, proxy_anchor, cosface, arcface) share: class
+proxies (Gluon Parameters of the loss block), the training classes they stand for, and Proxy
+Synthesis.
 
 A proxy loss learns one proxy per training class, P (C, D), beside the network. C is known once
 the data is read, after the loss is built from the flags, so the proxies come in a second,

@@ -170,7 +170,8 @@ def save_checkpoint(save_dir, params_bytes, states_bytes, state, keep=None, para
     """Write a checkpoint of ``state`` (a JSON-able dict with ``epoch``, ``global_step``, ...).
 
     ``params_bytes`` and ``states_bytes`` are the serialised network and trainer
-    (``storage.serialize``), ``loss_params`` a proxy loss's (None: the loss has none); with ``params_source`` (a file holding exactly ``params_bytes``, such
+    (``storage.serialize``), ``loss_params`` a proxy loss's (None: the loss has none); with
+    ``params_source`` (a file holding exactly ``params_bytes``, such
     as ``model_last.params``) the parameters are hard-linked from it instead of written again.
     Keeps the newest ``keep`` checkpoints (all when None). Returns the JSON path.
     """
