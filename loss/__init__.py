@@ -10,6 +10,11 @@ Usage::
 Every loss returns a vector whose sum is the training objective: (B,) per-anchor values for
 ``hphn_triplet`` (the original's convention), (1,) for the batch-level losses.
 
+The proxy losses (``norm_softmax``, ``proxy_nca``, ``proxy_anchor``, ``cosface``, ``arcface``;
+:class:`loss.proxy_base.ProxyLoss`) hold one learned proxy per training class, made once the
+classes are known (``loss_fn.attach_classes(class_ids, embed_dim)``, then
+``loss_fn.initialize(ctx=...)``), and take Proxy Synthesis (``ps_mu > 0``, :mod:`loss.proxy_synthesis`).
+
 Where things are: each loss in its own file, with its flags (``flags``, declared there) and its
 capabilities (:class:`loss.base.MetricLoss`: ``takes_ee``, ``pair_layout``,
 ``wants_unit_embeddings``, ``needs_negatives``); the layout rules those impose in
@@ -20,13 +25,20 @@ and one line in ``LOSSES`` (docs/extending.md).
 from utils.flags import registry_key
 
 from .angular import AngularLoss
+from .arcface import ArcFaceLoss
 from .base import MetricLoss
+from .cosface import CosFaceLoss
 from .distance import pairwise_euclidean, same_label_mask
 from .embedding_expansion import EmbeddingExpansion
 from .hphn_triplet import HPHNTripletLoss
 from .lifted import LiftedStructuredLoss
 from .multi_similarity import MultiSimilarityLoss
+from .norm_softmax import NormSoftmaxLoss
 from .npair import NPairLoss
+from .proxy_anchor import ProxyAnchorLoss
+from .proxy_base import ProxyLoss
+from .proxy_nca import ProxyNCALoss
+from .proxy_synthesis import ProxySynthesis
 from .symm_angular import SymmAngularLoss
 from .symm_lifted import SymmLiftedLoss
 from .symm_npair import SymmNPairLoss
@@ -37,12 +49,19 @@ from .triplet import TripletSemiHardLoss
 __all__ = [
     "LOSSES",
     "AngularLoss",
+    "ArcFaceLoss",
+    "CosFaceLoss",
     "EmbeddingExpansion",
     "HPHNTripletLoss",
     "LiftedStructuredLoss",
     "MetricLoss",
     "MultiSimilarityLoss",
     "NPairLoss",
+    "NormSoftmaxLoss",
+    "ProxyAnchorLoss",
+    "ProxyLoss",
+    "ProxyNCALoss",
+    "ProxySynthesis",
     "SymmAngularLoss",
     "SymmLiftedLoss",
     "SymmNPairLoss",
@@ -68,6 +87,11 @@ LOSSES = {
     "symm_angular": SymmAngularLoss,
     "symm_triplet": SymmTripletLoss,
     "symm_lifted": SymmLiftedLoss,
+    "norm_softmax": NormSoftmaxLoss,
+    "proxy_nca": ProxyNCALoss,
+    "proxy_anchor": ProxyAnchorLoss,
+    "cosface": CosFaceLoss,
+    "arcface": ArcFaceLoss,
 }
 
 

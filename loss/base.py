@@ -26,6 +26,8 @@ class MetricLoss(HybridBlock):
       of one class has no negative, and such a loss then learns nothing (or, HPHN in the release's
       form, only an artefact). False for a loss that needs none in the batch (e.g. one with class
       proxies).
+    - ``uses_proxies``: the loss holds class proxies (``loss.proxy_base.ProxyLoss``): it needs the
+      training classes (``attach_classes``) before it runs, and trains its proxies beside the network.
 
     Flags, also class attributes:
 
@@ -60,6 +62,7 @@ class MetricLoss(HybridBlock):
     wants_unit_embeddings = True
     symmetrical = False
     needs_negatives = True
+    uses_proxies = False
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)

@@ -38,6 +38,8 @@ def _check_layout(name, cls, args):
     check_layout(cls, name, args.num_instances, args.n_inner_pts, args.ee_l2norm, flags=True,
                  ee_losses=ee_losses())
     _check_batch_classes(name, cls, args.batch_size, args.num_instances)
+    if cls.uses_proxies and args.ps_mu > 0:
+        _check_synthesis_classes(args.batch_size, args.num_instances)
 
 
 def _check_batch_classes(name, cls, batch_size, num_instances):
@@ -55,6 +57,16 @@ def _check_batch_classes(name, cls, batch_size, num_instances):
             f"batch, and --loss={name} needs images of another class in it (negatives), or it learns "
             f"nothing; pass --batch_size={2 * num_instances} (2 classes) or more, or a smaller "
             "--num_instances."
+        )
+
+
+def _check_synthesis_classes(batch_size, num_instances):
+    """Proxy Synthesis mixes images of two classes, so a batch holds two classes or more."""
+    if batch_size // num_instances < 2:
+        raise ValueError(
+            f"--ps_mu > 0 (Proxy Synthesis) mixes images of different classes, and --batch_size "
+            f"{batch_size} with --num_instances {num_instances} puts 1 class in a batch; pass "
+            f"--batch_size={2 * num_instances} or more, or --ps_mu=0."
         )
 
 

@@ -64,12 +64,31 @@ def _layout_flags(name):
     return ["--loss=" + name, "--n_inner_pts=0", "--num_instances=%d" % (2 if pairs else 4)]
 
 
-@pytest.mark.parametrize("name", sorted(LOSSES))
+PAIR_LOSSES = sorted(name for name, cls in LOSSES.items() if not cls.uses_proxies)
+PROXY_LOSSES = sorted(name for name, cls in LOSSES.items() if cls.uses_proxies)
+
+
+def test_the_proxy_losses_are_these():
+    assert PROXY_LOSSES == ["arcface", "cosface", "norm_softmax", "proxy_anchor", "proxy_nca"], PROXY_LOSSES
+
+
+@pytest.mark.parametrize("name", PAIR_LOSSES)
 def test_every_pair_and_tuple_loss_needs_negatives(name):
     assert LOSSES[name].needs_negatives is True, "%s compares anchors with other classes" % name
 
 
-@pytest.mark.parametrize("name", sorted(LOSSES))
+@pytest.mark.parametrize("name", PROXY_LOSSES)
+def test_a_proxy_loss_takes_one_class_unless_it_synthesises(name):
+    # Its negatives are the other classes' proxies; Proxy Synthesis, though, mixes two classes.
+    assert LOSSES[name].needs_negatives is False and LOSSES[name].pair_layout is None, name
+    flags = ["--loss=" + name, "--n_inner_pts=0", "--num_instances=4", "--batch_size=4"]
+    assert check_loss_args(build_full_parser().parse_args(flags)) == name
+    with pytest.raises(ValueError, match=r"^--ps_mu > 0 \(Proxy Synthesis\) mixes .* pass --batch_size=8 or more, or --ps_mu=0\.$"):
+        check_loss_args(build_full_parser().parse_args(flags + ["--ps_mu=1"]))
+    assert check_loss_args(build_full_parser().parse_args(flags[:-1] + ["--batch_size=8", "--ps_mu=1"])) == name
+
+
+@pytest.mark.parametrize("name", PAIR_LOSSES)
 def test_a_batch_of_one_class_is_refused_for_a_loss_that_needs_negatives(name):
     flags = _layout_flags(name)
     num_instances = int(flags[-1].split("=")[1])
@@ -85,7 +104,7 @@ def test_a_batch_of_one_class_is_refused_for_a_loss_that_needs_negatives(name):
     assert check_loss_args(two_classes) == name, "two classes in a batch are accepted for %s" % name
 
 
-@pytest.mark.parametrize("name", sorted(set(LOSSES) - {"hphn_triplet"}))
+@pytest.mark.parametrize("name", sorted(set(PAIR_LOSSES) - {"hphn_triplet"}))
 def test_a_batch_of_one_class_teaches_these_losses_nothing(name):
     # Why the refusal: without a negative these losses are constant (gradient 0; npair_reg=0 leaves
     # out the N-pair regulariser, which is no metric). hphn_triplet in the release's form has a

@@ -31,6 +31,12 @@ VALID = {
     "symm_angular": [["--n_inner_pts=0", "--num_instances=2", "--symm_norm=True"]],
     "symm_triplet": [["--n_inner_pts=0", "--num_instances=2"]],
     "symm_lifted": [["--n_inner_pts=0", "--num_instances=2"]],
+    "norm_softmax": [["--n_inner_pts=0", "--num_instances=1"], ["--n_inner_pts=0", "--ps_mu=1", "--ns_scale=16"]],
+    "proxy_nca": [["--n_inner_pts=0", "--num_instances=3", "--batch_size=9"], ["--n_inner_pts=0", "--ps_mu=0.5"]],
+    "proxy_anchor": [["--n_inner_pts=0", "--num_instances=1", "--batch_size=1"],
+                     ["--n_inner_pts=0", "--ps_mu=1", "--pa_alpha=16", "--pa_delta=0.2"]],
+    "cosface": [["--n_inner_pts=0", "--cf_scale=30", "--cf_margin=0.2"], ["--n_inner_pts=0", "--ps_mu=1"]],
+    "arcface": [["--n_inner_pts=0", "--af_margin=0.3"], ["--n_inner_pts=0", "--ps_mu=0.25"]],
 }
 
 

@@ -40,7 +40,8 @@ def test_the_loss_options_keep_their_help_order():
     got = [action.dest for action in group._group_actions]
     assert got == ["hphn_distinct_points", "triplet_margin", "triplet_squared", "lifted_margin", "npair_reg",
                    "ms_alpha", "ms_beta", "ms_base", "ms_epsilon", "angular_alpha", "angular_weight",
-                   "symm_angular_weight", "symm_ratio", "symm_norm_ratio", "symm_norm", "lr_schedule",
+                   "symm_angular_weight", "ns_scale", "proxy_lr_mult", "nca_scale",
+                   "pa_alpha", "pa_delta", "cf_scale", "cf_margin", "af_scale", "af_margin", "symm_ratio", "symm_norm_ratio", "symm_norm", "ps_mu", "ps_alpha", "lr_schedule",
                    "lr_step_iters", "lr_fix_after_iters", "lr_fixed", "l2_reg", "embed_grad_mult"], got
 
 

@@ -43,7 +43,8 @@ def test_public_surface():
     for attr in ("LOSSES", "get_loss", "normalize_loss_name", "EmbeddingExpansion", "HPHNTripletLoss",
                  "pairwise_euclidean", "same_label_mask", "SymmetricalSynthesis", "TripletSemiHardLoss",
                  "LiftedStructuredLoss", "NPairLoss", "MultiSimilarityLoss", "AngularLoss", "SymmNPairLoss",
-                 "SymmAngularLoss", "SymmTripletLoss", "SymmLiftedLoss"):
+                 "SymmAngularLoss", "SymmTripletLoss", "SymmLiftedLoss", "NormSoftmaxLoss",
+                 "ProxyNCALoss", "ProxyAnchorLoss", "ProxySynthesis"):
         assert hasattr(loss, attr), f"loss package should export {attr}"
 
 
@@ -62,6 +63,8 @@ CASES = [(name, {}, 2) for name in sorted(LOSSES)] + [
     ("symm_angular", dict(symm_norm=True, symm_norm_ratio=0.5), 2),
     ("symm_triplet", dict(symm_norm=True), 2),
     ("symm_lifted", dict(symm_ratio=1.5), 2),
+    ("norm_softmax", dict(num_instances=1), 1),
+    ("proxy_anchor", dict(num_instances=4), 4),
 ]
 
 
@@ -76,6 +79,11 @@ def test_every_registered_loss_hybridizes(name, kwargs, num_instances, ctx):
     # One block hybridized with static_alloc and static_shape serves batch sizes 8, 16 and 8 again,
     # and gives the imperative block's values and gradients.
     imperative, hybrid = get_loss(name, **kwargs), get_loss(name, **kwargs)
+    if LOSSES[name].uses_proxies:  # 8 classes (the labels 0..7 below), the same proxies in both
+        for block in (imperative, hybrid):
+            block.attach_classes(np.arange(8), 12)
+            block.initialize(ctx=ctx)
+        hybrid.proxies.set_data(imperative.proxies.data(ctx))
     hybrid.hybridize(static_alloc=True, static_shape=True)
     rng = np.random.RandomState(0)
     for batch in (8, 16, 8):

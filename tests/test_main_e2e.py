@@ -116,7 +116,7 @@ def _registry_flags():
     for name in sorted(loss.LOSSES):
         if name.startswith("symm_"):
             cases.append((name, ["--num_instances=2", "--n_inner_pts=0"]))
-        elif name == "angular":
+        elif name == "angular" or loss.LOSSES[name].uses_proxies:
             cases.append((name, ["--n_inner_pts=0"]))
         elif name == "npair":
             cases.append((name, ["--n_inner_pts=2", "--ee_l2norm=False"]))

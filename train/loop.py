@@ -302,7 +302,8 @@ class TrainingLoop:
             path = checkpoint.save_checkpoint(
                 self.save_dir, params or storage.serialize(self.parts.net.save_parameters),
                 device_free_states(trainer), self.state.to_json(),
-                keep=self.args.keep_checkpoints, params_source=source)
+                keep=self.args.keep_checkpoints, params_source=source,
+                loss_params=checkpoint.loss_parameters(self.parts.loss_fn))
             logger.info("checkpoint %s", os.path.basename(path))
         return path
 

@@ -48,9 +48,20 @@ def setup_kvstore(kvstore_name, ctx):
     return kvstore, kvstore.rank, kvstore.num_workers
 
 
-def build_trainer(net, args, kvstore=None):
-    """Adam or SGD over every parameter, the backbone's learning rate scaled by --base_lr_mult."""
+def trained_parameters(net, loss_fn, args):
+    """The network's parameters, then a proxy loss's proxies (learning rate x --proxy_lr_mult);
+    the backbone's learning rate is scaled by --base_lr_mult."""
     net.backbone.collect_params().setattr("lr_mult", args.base_lr_mult)
+    params = net.collect_params()
+    if getattr(loss_fn, "proxies", None) is not None:
+        loss_fn.proxies.lr_mult = args.proxy_lr_mult
+        params.update(loss_fn.collect_params(".*proxies"))
+    return params
+
+
+def build_trainer(net, args, kvstore=None, loss_fn=None):
+    """Adam or SGD over every parameter of :func:`trained_parameters`."""
+    params = trained_parameters(net, loss_fn, args)
     if args.optim == "adam":
         options = {"learning_rate": args.lr, "wd": args.wd}
     else:
@@ -59,9 +70,9 @@ def build_trainer(net, args, kvstore=None):
     # worker and goes into its checkpoints); the kvstore only sums gradients, in an order fixed by
     # rank (train.ordered_sum), so that a job gives the same parameters every time it runs.
     if kvstore is not None and not isinstance(kvstore, str):
-        return OrderedSumTrainer(net.collect_params(), args.optim, options, kvstore=kvstore,
+        return OrderedSumTrainer(params, args.optim, options, kvstore=kvstore,
                                  update_on_kvstore=False)
-    return mx.gluon.Trainer(net.collect_params(), args.optim, options, kvstore=kvstore)
+    return mx.gluon.Trainer(params, args.optim, options, kvstore=kvstore)
 
 
 def broadcast_initial_parameters(trainer, kvstore):

@@ -80,7 +80,8 @@ def _add_data_flags(data):
     add_image_size_flag(data, 227)
     add_batch_size_flag(data, 128, per="iteration")
     data.add_argument("--num_instances", default=32, type=int,
-                      help="images per class in a batch (even when EE is used)")
+                      help="images per class in a batch (even when EE is used; any number, 1 included, "
+                           "for a proxy loss, whose negatives are the other classes' proxies)")
     add_num_workers_flag(data, 10)
     data.add_argument("--prefetch", default=None, type=int,
                       help="batches each loader prepares ahead (default: 2 x num_workers); each holds "

@@ -57,10 +57,24 @@ class TrainingParts:
         return self.rank == 0
 
 
-def _start_state(args, wanted, continues, info, net, trainer, ctx, iters_per_epoch):
+def attach_proxies(loss_fn, args, info, ctx):
+    """A proxy loss gets its proxies, one per training class, initialised on the first device (seeded
+    after the network). Its loss is computed there, the whole batch gathered: the proxies live on
+    one device, so several devices in one process are refused (a distributed run, one device per
+    worker, keeps them in step through the kvstore)."""
+    if not getattr(loss_fn, "uses_proxies", False):
+        return
+    if len(ctx) > 1:
+        raise ValueError("--loss=%s keeps its class proxies on one device, and --gpu_idx gives %d; pass "
+                         "one device (several machines: --kvstore=dist_sync)" % (args.loss, len(ctx)))
+    loss_fn.attach_classes(np.unique(info.train_labels), args.embed_dim)
+    loss_fn.initialize(ctx=ctx[:1])
+
+
+def _start_state(args, wanted, continues, info, net, trainer, ctx, iters_per_epoch, loss_fn=None):
     """The loop's state: fresh (the seen-class protocol and the validation split recorded in its
     results), or that of the checkpoint a resume continues from (``wanted``, or the newest), loaded
-    into ``net`` and ``trainer``."""
+    into ``net``, ``trainer`` and a proxy loss's proxies."""
     state = TrainingState.fresh(args, iters_per_epoch)
     if info.seen_test_classes:  # the seen-class protocol, on record beside its metrics
         state.results["seen_test_classes"] = info.seen_test_classes
@@ -69,7 +83,7 @@ def _start_state(args, wanted, continues, info, net, trainer, ctx, iters_per_epo
         state.results.update(selected_on=selection.split, select_metric=selection.metric,
                              val_classes=info.val_class_ids, split=ValidationSplit.from_args(args).record())
     if continues:
-        meta = checkpoint.resume(args.save_dir, wanted, net, trainer, ctx)
+        meta = checkpoint.resume(args.save_dir, wanted, net, trainer, ctx, loss_fn)
         state = TrainingState.from_checkpoint(meta, args)
     return state
 
@@ -93,11 +107,12 @@ def build_training_parts(args, wanted, net, loss_fn, ctx, loaders):
     for seed_fn in (mx.random.seed, np.random.seed, random.seed):
         seed_fn(args.seed)
     model.initialize_network(net, ctx, pretrained="none" if continues else args.pretrained)
+    attach_proxies(loss_fn, args, info, ctx)
     net.hybridize(static_alloc=True)
     use_mixed_precision(net, args.dtype)
     loss_fn.hybridize(static_alloc=True)
-    trainer = build_trainer(net, args, kvstore)
-    state = _start_state(args, wanted, continues, info, net, trainer, ctx, len(train_loader))
+    trainer = build_trainer(net, args, kvstore, loss_fn)
+    state = _start_state(args, wanted, continues, info, net, trainer, ctx, len(train_loader), loss_fn)
     attach_loss_scaler(trainer, args.dtype, state.loss_scaler)
     parts = TrainingParts(
         net=net, loss_fn=loss_fn, trainer=trainer, ctx=ctx, step_options=StepOptions.from_args(args, net),

@@ -5,6 +5,9 @@ global step; ``-pre-eval`` when the epoch's evaluation was still to run) in the 
 
 - ``STEM.params``: the network's parameters (BatchNorm running statistics included),
 - ``STEM.states``: the trainer's (optimiser's) state,
+- ``STEM.loss.params``: a proxy loss's parameters (its class proxies, ``loss.proxy_base``), only
+  for such a loss: they train beside the network but are no part of it (model_*.params and the
+  export hold the network alone),
 - ``STEM.json``: the run state (epoch, batches done within it, global step, results so far, the
   epoch's running loss, whether an evaluation is pending, random states), the size and SHA-256 of
   the two files above, and the sizes of the run's append-only files at that point (see
@@ -29,7 +32,15 @@ from utils.run import faults, storage
 logger = logging.getLogger(__name__)
 
 PREFIX = "checkpoint-"
-SUFFIXES = (".json", ".params", ".states")
+SUFFIXES = (".json", ".params", ".states", ".loss.params")
+
+
+def _stem_of_file(name):
+    """The checkpoint stem of a file name (the longest suffix of ``SUFFIXES`` removed)."""
+    for suffix in sorted(SUFFIXES, key=len, reverse=True):
+        if name.endswith(suffix):
+            return name[: -len(suffix)]
+    return name
 
 
 def stem_of(state):
@@ -154,11 +165,13 @@ def find_intact(save_dir, wanted=None):
                      "removed); %s" % (save_dir, start_over))
 
 
-def save_checkpoint(save_dir, params_bytes, states_bytes, state, keep=None, params_source=None):
+def save_checkpoint(save_dir, params_bytes, states_bytes, state, keep=None, params_source=None,
+                    loss_params=None):
     """Write a checkpoint of ``state`` (a JSON-able dict with ``epoch``, ``global_step``, ...).
 
     ``params_bytes`` and ``states_bytes`` are the serialised network and trainer
-    (``storage.serialize``); with ``params_source`` (a file holding exactly ``params_bytes``, such
+    (``storage.serialize``), ``loss_params`` a proxy loss's (None: the loss has none); with
+    ``params_source`` (a file holding exactly ``params_bytes``, such
     as ``model_last.params``) the parameters are hard-linked from it instead of written again.
     Keeps the newest ``keep`` checkpoints (all when None). Returns the JSON path.
     """
@@ -171,15 +184,24 @@ def save_checkpoint(save_dir, params_bytes, states_bytes, state, keep=None, para
         storage.write_bytes(params_path, params_bytes, storage.RESUME_FIX)
     faults.at("checkpoint", state["epoch"])
     storage.write_bytes(os.path.join(save_dir, files["states"]), states_bytes, storage.RESUME_FIX)
+    written = {"params": params_bytes, "states": states_bytes}
+    if loss_params is not None:
+        files["loss"], written["loss"] = stem + ".loss.params", loss_params
+        storage.write_bytes(os.path.join(save_dir, files["loss"]), loss_params, storage.RESUME_FIX)
     meta = dict(state, random_state=_random_state(), files={
-        "params": dict(storage.bytes_digest(params_bytes), name=files["params"]),
-        "states": dict(storage.bytes_digest(states_bytes), name=files["states"]),
-    })
+        kind: dict(storage.bytes_digest(content), name=files[kind]) for kind, content in written.items()})
     json_path = os.path.join(save_dir, stem + ".json")
     storage.write_json(json_path, meta, storage.RESUME_FIX)
     if keep is not None:
         prune_checkpoints(save_dir, keep)
     return json_path
+
+
+def loss_parameters(loss_fn):
+    """A proxy loss's parameters serialised for :func:`save_checkpoint`; None for a loss without."""
+    if getattr(loss_fn, "proxies", None) is None:
+        return None
+    return storage.serialize(loss_fn.save_parameters)
 
 
 def _remove_checkpoint(save_dir, stem):
@@ -203,16 +225,24 @@ def checkpoint_files_after(save_dir, meta):
     ``meta``: newer checkpoints (from a run that went on after it) and broken ones."""
     keep = {os.path.basename(path)[: -len(".json")]
             for path, other in list_checkpoints(save_dir) if order_of(other) <= order_of(meta)}
-    stems = {os.path.basename(path).rsplit(".", 1)[0]
+    stems = {_stem_of_file(os.path.basename(path))
              for suffix in SUFFIXES for path in glob.glob(os.path.join(save_dir, PREFIX + "*" + suffix))}
     return sorted(os.path.join(save_dir, stem + suffix) for stem in stems - keep for suffix in SUFFIXES
                   if os.path.exists(os.path.join(save_dir, stem + suffix)))
 
 
-def load_checkpoint(json_path, meta, net, trainer, ctx):
-    """Restore ``net``, ``trainer`` and the random states from a verified checkpoint."""
+def load_checkpoint(json_path, meta, net, trainer, ctx, loss_fn=None):
+    """Restore ``net``, ``trainer``, a proxy loss's parameters (``loss_fn``) and the random states
+    from a verified checkpoint."""
     folder = os.path.dirname(json_path)
+    has_proxies = getattr(loss_fn, "proxies", None) is not None
+    if has_proxies != ("loss" in meta["files"]):
+        raise ValueError("cannot resume from %s: %s; resume with the run's own --loss (its args.json)" % (
+            json_path, "the loss has class proxies and the checkpoint none" if has_proxies
+            else "the checkpoint holds class proxies and the loss has none"))
     try:
+        if has_proxies:
+            loss_fn.load_parameters(os.path.join(folder, meta["files"]["loss"]["name"]), ctx=ctx[:1])
         net.load_parameters(os.path.join(folder, meta["files"]["params"]["name"]), ctx=ctx)
         trainer.load_states(os.path.join(folder, meta["files"]["states"]["name"]))
     except Exception as error:  # MXNetError names the parameter that does not fit
@@ -221,13 +251,14 @@ def load_checkpoint(json_path, meta, net, trainer, ctx):
         _set_random_state(meta["random_state"])
 
 
-def resume(save_dir, wanted, net, trainer, ctx):
-    """Load the newest intact checkpoint of ``save_dir`` (or ``wanted``) into ``net`` and
-    ``trainer``, logging which one and why newer ones were passed over; returns its meta."""
+def resume(save_dir, wanted, net, trainer, ctx, loss_fn=None):
+    """Load the newest intact checkpoint of ``save_dir`` (or ``wanted``) into ``net``, ``trainer``
+    and a proxy loss's parameters (``loss_fn``), logging which one and why newer ones were passed
+    over; returns its meta."""
     path, meta, skipped = find_intact(save_dir, wanted)
     for name, reason in skipped:
         logger.warning("skipped checkpoint %s: %s", name, reason)
-    load_checkpoint(path, meta, net, trainer, ctx)
+    load_checkpoint(path, meta, net, trainer, ctx, loss_fn)
     logger.info("resuming from %s (epoch %d, batch %d, step %d)", path, meta["epoch"],
                 meta["batch_in_epoch"], meta["global_step"])
     return meta
