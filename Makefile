@@ -11,7 +11,7 @@ DEMO_SAVE := results/demo
 DEMO_BACKBONE ?= resnet18_v1
 NUM_THREADS ?= $(shell nproc 2>/dev/null || echo 2)
 
-.PHONY: venv demo compare compare-dtypes demo-range test stress-dist bench clean-demo
+.PHONY: venv demo compare compare-dtypes demo-range reproduce-demo test stress-dist bench clean-demo
 
 $(STAMP): requirements-cpu.txt requirements-common.txt constraints.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -93,6 +93,17 @@ results/demo-range/%/results.json: | $(DEMO_DIR)/train.txt
 
 demo-range: $(DEMO_RANGE_RUNS)
 	$(PY) -m tools.demo_range results/demo-range
+
+# The demo table (experiments/tables/demo.json: EE n = 2 and n = 0, 60 epochs) over seeds under the
+# release's protocol (test-selected) and the validation-selected one, NUM_THREADS runs at a time of
+# one thread each; a finished run is kept, an interrupted one continues. The report (Markdown, CSV,
+# the R@1 curves) goes to results/experiments/demo/ (docs/protocol.md).
+REPRODUCE_SEEDS ?= 0,1,2
+REPRODUCE_PROTOCOLS ?= release,val
+reproduce-demo: venv | $(DEMO_DIR)/train.txt
+	OMP_NUM_THREADS=1 $(PY) -m tools.experiments run demo --seeds $(REPRODUCE_SEEDS) \
+		--protocol $(REPRODUCE_PROTOCOLS) --jobs $(NUM_THREADS)
+	$(PY) -m tools.experiments report demo --seeds $(REPRODUCE_SEEDS) --protocol $(REPRODUCE_PROTOCOLS)
 
 test: venv
 	$(PY) -m pytest -q tests

@@ -52,6 +52,19 @@ def selected_record(save_dir):
     return metrics, results.get("selected_on", "test")
 
 
+def manifest_of(save_dir):
+    """The SHA-256 of the split manifest the run in ``save_dir`` trained on (args.json), or 'none'
+    (a dataset prepared without one)."""
+    args = run_folder.read_args_file(run_folder.path(save_dir, run_folder.ARGS))
+    return args.get("split_manifest_sha256") or "none"
+
+
+def _manifests(line):
+    """The data split(s) of a line's runs: the manifest hashes' first 12 digits; several mean the
+    runs did not rest on the same split files."""
+    return ", ".join(sorted(h[:12] for h in line.manifests)) or "-"
+
+
 @dataclass
 class Line:
     """One line of the report: a row under a protocol (or a k-fold aggregate), its runs and values."""
@@ -62,6 +75,7 @@ class Line:
     selected_on: set = field(default_factory=set)
     values: dict = field(default_factory=dict)  # metric -> [value per run]
     status: dict = field(default_factory=dict)  # 'done', 'partial', 'new', 'failed' -> count
+    manifests: set = field(default_factory=set)  # split_manifest.json SHA-256 of each run's data
 
     def add(self, metrics):
         for key, value in metrics.items():
@@ -87,6 +101,7 @@ def gather(runs, concatenate=None):
             metrics, selected_on = selected_record(run.save_dir)
             line.add(metrics)
             line.selected_on.add(selected_on)
+            line.manifests.add(manifest_of(run.save_dir))
             if run.fold is not None:
                 folds_of.setdefault((run.row, run.protocol, run.seed), []).append(run.save_dir)
     if concatenate is not None:
@@ -139,7 +154,7 @@ def _selected(line):
 def _paper_line(row, metrics):
     figures = [("%.1f" % row.paper_figures[m]) if row.paper_figures.get(m) is not None else "-" for m in metrics]
     label = row.paper_label + ", " if row.paper_label else ""
-    return "| %s | paper (%s%s) | - | - | %s |" % (row.name, label, "reference: another method" if row.reference
+    return "| %s | paper (%s%s) | - | - | - | %s |" % (row.name, label, "reference: another method" if row.reference
                                                  else "its table", " | ".join(figures))
 
 
@@ -149,24 +164,26 @@ def markdown(table, lines):
     scale = _scale(table)
     out = ["# %s" % (table.title or table.name), "", "Figures in %s; mean ± sd [95 %% interval] over the "
            "runs at the selected epoch. A test-selected figure was chosen on the test classes (the "
-           "release's protocol)." % table.units]
+           "release's protocol). The split manifest is the SHA-256 (first 12 digits) of the "
+           "dataset's split_manifest.json the runs trained on: lines with the same one rest on the same "
+           "split files." % table.units]
     by_row = {}
     for line in lines:
         by_row.setdefault(line.row, []).append(line)
     for dataset in table.datasets():
         metrics = table.metrics_of(dataset)
-        header = ["row", "protocol", "selected on", "runs"] + metrics
+        header = ["row", "protocol", "selected on", "runs", "split manifest"] + metrics
         out += ["", "## %s" % dataset, "", "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
         for row in (r for r in table.rows if r.dataset == dataset):
             if row.paper_figures:
                 out.append(_paper_line(row, metrics))
             if not row.trainable and not row.reference:
-                out.append("| %s | - | - | not trainable here | %s |" % (row.name, " | ".join("-" for _ in metrics)))
+                out.append("| %s | - | - | not trainable here | - | %s |" % (row.name, " | ".join("-" for _ in metrics)))
             for line in by_row.get(row.name, []):
                 protocol = line.protocol + (" (%s)" % line.kind if line.kind else "")
                 cells = [_cell(line.values.get(m, []), scale) for m in metrics]
-                out.append("| %s | %s | %s | %s | %s |" % (row.name, protocol, _selected(line), _state(line),
-                                                           " | ".join(cells)))
+                out.append("| %s | %s | %s | %s | %s | %s |" % (row.name, protocol, _selected(line), _state(line),
+                                                                _manifests(line), " | ".join(cells)))
     return "\n".join(out) + "\n"
 
 
@@ -176,15 +193,15 @@ def write_csv(path, table, lines):
     rows = {row.name: row for row in table.rows}
     with open(path, "w", newline="", encoding="utf-8") as handle:
         writer = csv.writer(handle)
-        writer.writerow(["row", "protocol", "kind", "selected_on", "runs_done", "runs_planned", "metric",
-                         "mean", "sd", "ci95_low", "ci95_high", "paper"])
+        writer.writerow(["row", "protocol", "kind", "selected_on", "runs_done", "runs_planned",
+                         "split_manifest_sha256", "metric", "mean", "sd", "ci95_low", "ci95_high", "paper"])
         for line in lines:
             paper = rows[line.row].paper_figures
             for metric in table.metrics_of(rows[line.row].dataset):
                 values = [v * scale for v in line.values.get(metric, [])]
                 stats = interval(values) if values else (float("nan"),) * 4
                 writer.writerow([line.row, line.protocol, line.kind, "+".join(sorted(line.selected_on)),
-                                 line.runs, sum(line.status.values()), metric]
+                                 line.runs, sum(line.status.values()), "+".join(sorted(line.manifests)), metric]
                                 + ["" if math.isnan(v) else "%.4f" % v for v in stats]
                                 + [paper.get(metric, "")])
 

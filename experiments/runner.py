@@ -11,6 +11,8 @@ import json
 import os
 import subprocess
 import sys
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 from utils.run import folder as run_folder
@@ -77,21 +79,57 @@ def run_one(run, out_dir, python=sys.executable, env=None):
     return Outcome(run, "failed", code, _last_line(log))
 
 
-def run_all(runs, out_dir, python=sys.executable, env=None, say=print):
-    """Every run in order (see the module docstring); returns the outcomes of those it reached."""
+def _say_outcome(outcome, out_dir, say):
+    if outcome.action == "failed":
+        say("  failed (exit code %d): %s; log %s" % (outcome.exit_code, outcome.last_line,
+                                                     log_path(out_dir, outcome.run.save_dir)))
+        if outcome.exit_code == INTERRUPTED:
+            say("  interrupted: the same command continues from here")
+    else:
+        say("  %s" % outcome.action)
+
+
+def _describe(index, runs, run):
+    return "[%d/%d] %s %s seed %d%s" % (index, len(runs), run.row, run.protocol, run.seed,
+                                        "" if run.fold is None else " fold %d" % run.fold)
+
+
+def run_all(runs, out_dir, python=sys.executable, env=None, say=print, jobs=1):
+    """Every run (see the module docstring), ``jobs`` at a time (1: in order); returns the outcomes
+    of those it reached, in table order. An interrupted run (exit code 130) starts no further one."""
+    if jobs > 1:
+        return _run_concurrently(runs, out_dir, python, env, say, jobs)
     outcomes = []
     for index, run in enumerate(runs, start=1):
-        say("[%d/%d] %s %s seed %d%s: %s" % (index, len(runs), run.row, run.protocol, run.seed,
-                                             "" if run.fold is None else " fold %d" % run.fold,
-                                             run_status(run.save_dir)))
+        say("%s: %s" % (_describe(index, runs, run), run_status(run.save_dir)))
         outcome = run_one(run, out_dir, python=python, env=env)
         outcomes.append(outcome)
-        if outcome.action == "failed":
-            say("  failed (exit code %d): %s; log %s" % (outcome.exit_code, outcome.last_line,
-                                                         log_path(out_dir, run.save_dir)))
-            if outcome.exit_code == INTERRUPTED:
-                say("  interrupted: the same command continues from here")
-                break
-        else:
-            say("  %s" % outcome.action)
+        _say_outcome(outcome, out_dir, say)
+        if outcome.exit_code == INTERRUPTED:
+            break
     return outcomes
+
+
+def _run_concurrently(runs, out_dir, python, env, say, jobs):
+    """``jobs`` runs at a time, each a main.py process of its own (its threads: ``env``'s
+    OMP_NUM_THREADS); what each became is said as it ends."""
+    stopped = threading.Event()
+    lock = threading.Lock()
+
+    def one(index, run):
+        if stopped.is_set():
+            return None
+        with lock:
+            say("%s: %s" % (_describe(index, runs, run), run_status(run.save_dir)))
+        outcome = run_one(run, out_dir, python=python, env=env)
+        with lock:
+            say("%s ended:" % _describe(index, runs, run))
+            _say_outcome(outcome, out_dir, say)
+        if outcome.exit_code == INTERRUPTED:
+            stopped.set()
+        return outcome
+
+    with ThreadPoolExecutor(max_workers=jobs) as pool:
+        futures = [pool.submit(one, index, run) for index, run in enumerate(runs, start=1)]
+        outcomes = [future.result() for future in futures]
+    return [outcome for outcome in outcomes if outcome is not None]

@@ -74,9 +74,9 @@ def test_bad_tables_and_seeds_are_one_line():
         parse_table(TINY).select(["x"])
 
 
-def fake_run(save_dir, r1, nmi, epochs=2, finished=True, selected_on=None):
+def fake_run(save_dir, r1, nmi, epochs=2, finished=True, selected_on=None, manifest="ab" * 32):
     os.makedirs(save_dir)
-    json.dump({"epochs": epochs}, open(os.path.join(save_dir, "args.json"), "w"))
+    json.dump({"epochs": epochs, "split_manifest_sha256": manifest}, open(os.path.join(save_dir, "args.json"), "w"))
     results = {"epoch": epochs if finished else 1, "initial": None, "last": {"R@1": r1, "NMI": nmi, "epoch": 2},
                "best": {"R@1": r1, "NMI": nmi, "epoch": 2, "non_finite": 0}}
     if selected_on:
@@ -89,7 +89,7 @@ def test_the_report_gives_mean_sd_and_a_t_interval_and_says_what_is_missing(tmp_
     runs = plan_runs(table, table.rows, [0, 1, 2], "release", str(tmp_path))
     values = [0.5, 0.6, 0.7]
     for run, r1 in zip(runs[:3], values):
-        fake_run(run.save_dir, r1, 0.3)
+        fake_run(run.save_dir, r1, 0.3, manifest=("ab" if r1 < 0.7 else "cd") * 32)
     fake_run(runs[3].save_dir, 0.4, 0.2, finished=False)  # demo/none seed 0: stopped
     lines = gather(runs)
     ee, none = lines
@@ -100,7 +100,8 @@ def test_the_report_gives_mean_sd_and_a_t_interval_and_says_what_is_missing(tmp_
     assert high - mean == pytest.approx(4.302652729911275 * want_sd / math.sqrt(3)), "t(0.975, 2) interval"
     assert ee.runs == 3 and none.runs == 0 and none.status == {"partial": 1, "new": 2}
     text = markdown(table, lines)
-    assert "| demo/ee | paper (its table) | - | - | 50.0 | - |" in text, text
+    assert "| demo/ee | paper (its table) | - | - | - | 50.0 | - |" in text, text
+    assert "| 3 | %s, %s |" % ("ab" * 6, "cd" * 6) in text, "the split manifests of the runs: %s" % text
     assert "60.00 ± 10.00" in text and "test (test-selected)" in text, text
     assert "0 of 3 done, 1 running or stopped, 2 not started" in text, text
     assert "demo/absent | - | - | not trainable here" in text, text
@@ -108,6 +109,7 @@ def test_the_report_gives_mean_sd_and_a_t_interval_and_says_what_is_missing(tmp_
     rows = list(csv.DictReader(open(tmp_path / "r.csv")))
     r1 = [r for r in rows if r["row"] == "demo/ee" and r["metric"] == "R@1"][0]
     assert r1["runs_done"] == "3" and float(r1["mean"]) == pytest.approx(60.0) and r1["paper"] == "50.0", r1
+    assert r1["split_manifest_sha256"] == "ab" * 32 + "+" + "cd" * 32, r1
 
 
 def test_kfold_separated_and_concatenated(tmp_path):
@@ -157,6 +159,6 @@ def test_each_dataset_has_its_own_columns_and_the_papers_reference_rows_are_show
     table = load_table("ee_cvpr2020")
     text = markdown(table, [])
     sop = text[text.index("## sop"):]
-    assert "| row | protocol | selected on | runs | NMI | F1 | R@1 | R@10 | R@100 |" in sop, sop[:300]
+    assert "| row | protocol | selected on | runs | split manifest | NMI | F1 | R@1 | R@10 | R@100 |" in sop, sop[:300]
     assert "reference: another method" in text, "DAML / HDML rows are printed beside the paper's own"
     assert table.metrics_of("cars196") == ["NMI", "F1", "R@1", "R@2", "R@4", "R@8"]

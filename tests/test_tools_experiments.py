@@ -3,6 +3,7 @@ the val protocol, 1 epoch on tiny demo images): the commands carry the protocol'
 trains and records the val selection, a second ``run`` skips them, and the report's means are those
 of the runs' results.json computed here."""
 import csv
+import hashlib
 import json
 import os
 import subprocess
@@ -42,8 +43,9 @@ def test_commands_run_and_report_of_a_tiny_val_table(demo_dir, tmp_path):
     assert proc.returncode == 0, proc.stderr
     commands = proc.stdout.splitlines()
     assert len(commands) == 4 and all("--select_on=val" in c and "--val_classes=2" in c for c in commands), commands
-    proc = experiments("run", *given)
+    proc = experiments("run", *given, "--jobs", "2")  # two at a time
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert proc.stdout.count(" ended:\n  trained") == 4, proc.stdout
     assert "4 runs: 4 trained, 0 continued, 0 already done, 0 failed" in proc.stdout, proc.stdout
     best_r1 = {}
     for row in ("ee", "none"):
@@ -56,7 +58,8 @@ def test_commands_run_and_report_of_a_tiny_val_table(demo_dir, tmp_path):
     proc = experiments("report", *given)
     assert proc.returncode == 0, proc.stderr
     report = open(os.path.join(out, "tiny", "report.md")).read()
-    assert "| demo/ee | val | val | 2 |" in report, report
+    manifest = hashlib.sha256(open(os.path.join(demo_dir, "split_manifest.json"), "rb").read()).hexdigest()
+    assert "| demo/ee | val | val | 2 | %s |" % manifest[:12] in report, report
     lines = list(csv.DictReader(open(os.path.join(out, "tiny", "report.csv"))))
     for line in lines:
         if line["metric"] == "R@1":

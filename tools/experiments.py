@@ -4,6 +4,7 @@
     python3 -m tools.experiments list ee_cvpr2020                       # a table's rows
     python3 -m tools.experiments commands ee_cvpr2020 --rows cars196/hphn_triplet/ee --seeds 0-2
     python3 -m tools.experiments run demo --seeds 0,1,2 --protocol val  # here, resumable
+    OMP_NUM_THREADS=1 python3 -m tools.experiments run demo --seeds 0-2 --protocol release,val --jobs 2
     python3 -m tools.experiments report demo --seeds 0,1,2 --protocol release,val
 
 ``commands`` prints one main.py command per run (row x seed x fold), one a line, for a cluster's
@@ -11,6 +12,7 @@ scheduler; every run's flags are checked against main.py's own checks first, so 
 refuse stops here with one line. Runs go to ``--out/TABLE/ROW/PROTOCOL/seed-S`` (see
 ``experiments.plan``); ``report`` writes ``--out/TABLE/report.md``, ``report.csv`` and the curves.
 """
+import argparse
 import sys
 
 from experiments.plan import PROTOCOLS, check_runs, parse_seeds, plan_runs
@@ -19,6 +21,16 @@ from utils.errors import OneLineParser
 from utils.flags import path_flag
 
 VERBS = ("list", "commands", "run", "report")
+
+
+def _jobs(text):
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError("--jobs takes a number of runs at a time, 1 or more, got %r" % text)
+    return value
 
 
 def build_parser():
@@ -36,6 +48,9 @@ def build_parser():
     parser.add_argument("--out", default="results/experiments", type=path_flag,
                         help="the folder of every run and report")
     parser.add_argument("--python", default="python3", help="the interpreter `commands` prints")
+    parser.add_argument("--jobs", default=1, type=_jobs,
+                        help="`run`: how many runs train at a time on this machine (default 1: in "
+                             "order); give each its share of the cores with OMP_NUM_THREADS")
     return parser
 
 
@@ -76,7 +91,7 @@ def run(args):
     if args.verb == "run":
         from experiments.runner import run_all
 
-        outcomes = run_all(runs, args.out)
+        outcomes = run_all(runs, args.out, jobs=args.jobs)
         failed = [o for o in outcomes if o.action == "failed"]
         print("%d runs: %d trained, %d continued, %d already done, %d failed" % (
             len(runs), sum(o.action == "trained" for o in outcomes), sum(o.action == "continued" for o in outcomes),
