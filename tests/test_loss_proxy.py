@@ -1,8 +1,8 @@
 """The proxy losses (norm_softmax, proxy_nca, proxy_anchor, cosface, arcface) and Proxy Synthesis against NumPy
 references written from the papers' formulas (float64 loops): values, gradients with respect to the
 embeddings and the proxies (central finite differences of the references), PS with the same drawn
-partners and ratio, and the construction errors. (pytorch-metric-learning is not compared: torch is
-not installed here.)"""
+partners and ratio, and the construction errors. (pytorch-metric-learning, which needs torch, is
+compared in its own environment by tools/compare_pml.py; docs/losses.md shows its table.)"""
 import math
 
 import mxnet as mx
