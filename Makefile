@@ -47,7 +47,7 @@ demo-googlenet: venv
 	$(PY) -m data.demo --out $(DEMO_DIR)
 	rm -rf $(DEMO_GOOGLENET)
 	OMP_NUM_THREADS=$(NUM_THREADS) $(PY) main.py --data_name=demo --data_dir=$(DEMO_DIR) --gpu_idx=-1 \
-		--pretrained=none --backbone=googlenet --embed_dim=128 --image_size=64 --loss=norm_softmax \
+		--pretrained=none --backbone=googlenet --embed_dim=128 --image_size=64 --loss=norm_softmax --n_inner_pts=0 \
 		--batch_size=32 --num_instances=8 --num_workers=1 --optim=adam --lr=0.001 \
 		--epochs=$(WARMUP_EPOCHS) --eval_epoch_term=5 --summary_step=5 --seed=0 --keep_checkpoints=1 \
 		--save_dir=$(DEMO_GOOGLENET)/warmup

@@ -126,12 +126,15 @@ def _scale(table):
 
 
 def _cell(values, scale):
+    """mean ± sd [interval] of ``values`` in the table's units: 2 decimals of a percent, 3 of a
+    fraction (the same resolution)."""
     if not values:
         return "-"
     mean, sd, low, high = interval([v * scale for v in values])
+    digits = 2 if scale == 100.0 else 3
     if math.isnan(sd):
-        return "%.2f" % mean
-    return "%.2f ± %.2f [%.2f, %.2f]" % (mean, sd, low, high)
+        return "%.*f" % (digits, mean)
+    return "%.*f ± %.*f [%.*f, %.*f]" % (digits, mean, digits, sd, digits, low, digits, high)
 
 
 def _state(line):
