@@ -37,22 +37,23 @@ demo: venv
 	$(DEMO_TRAIN) --n_inner_pts=2 --save_dir=$(DEMO_SAVE)
 	@echo "TensorBoard: $(VENV)/bin/tensorboard --logdir=results --samples_per_plugin=images=1000"
 
-# The paper's recipe in miniature (docs/demo.md): GoogLeNet first learns the demo's training
-# classes with a proxy loss (Norm-SoftMax), which stands in for ImageNet pre-training; then EE +
-# HPHN-triplet trains from those weights (--pretrained takes the warm-up network's backbone).
-WARMUP_EPOCHS ?= 15
-GOOGLENET_EPOCHS ?= 30
+# The paper's recipe in miniature (docs/demo.md): GoogLeNet first learns the demo's 24 training
+# classes with a proxy loss (Norm-SoftMax, 8 classes x 4 images a batch), which stands in for
+# ImageNet pre-training; then EE + HPHN-triplet trains from those weights at the paper's learning
+# rate (--pretrained takes the warm-up network's backbone; the embedding layer starts afresh).
+WARMUP_EPOCHS ?= 400
+GOOGLENET_EPOCHS ?= 180
 DEMO_GOOGLENET := results/demo-googlenet
 demo-googlenet: venv
 	$(PY) -m data.demo --out $(DEMO_DIR)
 	rm -rf $(DEMO_GOOGLENET)
 	OMP_NUM_THREADS=$(NUM_THREADS) $(PY) main.py --data_name=demo --data_dir=$(DEMO_DIR) --gpu_idx=-1 \
 		--pretrained=none --backbone=googlenet --embed_dim=128 --image_size=64 --loss=norm_softmax --n_inner_pts=0 \
-		--batch_size=32 --num_instances=8 --num_workers=1 --optim=adam --lr=0.001 \
-		--epochs=$(WARMUP_EPOCHS) --eval_epoch_term=5 --summary_step=5 --seed=0 --keep_checkpoints=1 \
-		--save_dir=$(DEMO_GOOGLENET)/warmup
+		--batch_size=32 --num_instances=4 --num_workers=1 --optim=adam --lr=0.0003 \
+		--lr_decay_factor=0.5 --lr_decay_epochs=300 --epochs=$(WARMUP_EPOCHS) --eval_epoch_term=50 \
+		--summary_step=5 --seed=0 --keep_checkpoints=1 --save_dir=$(DEMO_GOOGLENET)/warmup
 	$(DEMO_TRAIN) --backbone=googlenet --pretrained=$(DEMO_GOOGLENET)/warmup/model_best.params \
-		--n_inner_pts=2 --epochs=$(GOOGLENET_EPOCHS) --lr_decay_epochs=20 --eval_epoch_term=5 \
+		--n_inner_pts=2 --lr=0.0001 --epochs=$(GOOGLENET_EPOCHS) --lr_decay_epochs=120 --eval_epoch_term=30 \
 		--save_dir=$(DEMO_GOOGLENET)/ee
 
 # The original README's picture in miniature: the demo with EE (n = 2) and without (n = 0), same
