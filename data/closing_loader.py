@@ -32,7 +32,12 @@ def close_worker_pool(pool, bound_s=CLOSE_BOUND_S):
     if not pool._worker_handler.is_alive():
         pool.join()
         return True
-    for worker in pool._pool:
+    # A closed pool with a task left replaces every worker that ends: stop its worker handler first
+    # (it sends the end-of-work messages as it goes), so that no worker is started behind our back.
+    pool._worker_handler._state = multiprocessing.pool.TERMINATE
+    pool._change_notifier.put(None)
+    pool._worker_handler.join()
+    for worker in list(pool._pool):
         if worker.exitcode is None:
             os.kill(worker.pid, signal.SIGKILL)
         worker.join()

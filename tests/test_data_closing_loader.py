@@ -61,10 +61,12 @@ def test_a_closed_pool_whose_workers_end_by_themselves():
 def test_a_pool_whose_task_never_returns_is_killed_after_the_bound():
     pool = multiprocessing.get_context("fork").Pool(1)
     pool.apply_async(_sleep_forever, (0,))
-    worker = pool._pool[0]
+    started = list(pool._pool)
     assert close_worker_pool(pool, bound_s=0.5) is False
-    assert worker.exitcode == -9, "the stuck worker is killed: %r" % worker.exitcode
-    assert not worker.is_alive()
+    workers = started + [worker for worker in pool._pool if worker not in started]
+    assert [worker.exitcode for worker in workers] == [-9] * len(workers), \
+        "every worker of the pool is killed, none started in its place: %r" % workers
+    assert not pool._worker_handler.is_alive(), "the pool starts no worker any more"
 
 
 def test_the_training_and_test_loaders_are_closing_loaders(tmp_path):
