@@ -3,7 +3,7 @@ import math
 
 from ._checks import check_real
 from ._flag import POSITIVE, LossFlag, Range
-from .proxy_base import PROXY_LR_MULT, ProxyLoss, mask_columns, row_mean
+from .proxy_base import PROXY_LR_MULT, ProxyLoss, mask_columns, weighted_softmax_cross_entropy
 
 ANGLE = Range(lambda v: 0 <= v < math.pi / 2, "must be an angle in radians in [0, pi/2)")
 AF_SCALE = LossFlag("af_scale", 64.0, float, "arcface: scale s of the logits (paper: 64)", range=POSITIVE)
@@ -59,7 +59,7 @@ class ArcFaceLoss(ProxyLoss):
         target = F.where(cos >= math.cos(math.pi - self.margin), shifted, fallback)
         logits = self.scale * (targets * target + (1 - targets) * cos)
         logits = mask_columns(F, logits, column_weights)
-        return row_mean(F, -F.sum(targets * F.log_softmax(logits, axis=1), axis=1), row_weights)
+        return weighted_softmax_cross_entropy(F, logits, targets, row_weights)
 
     def __repr__(self):
         return f"{self.__class__.__name__}(scale={self.scale}, margin={self.margin}, {self._proxy_repr()})"

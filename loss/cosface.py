@@ -1,7 +1,7 @@
 """CosFace (large margin cosine loss): Norm-SoftMax with an additive margin on the target cosine."""
 from ._checks import check_real
 from ._flag import AT_LEAST_ZERO, POSITIVE, LossFlag
-from .proxy_base import PROXY_LR_MULT, ProxyLoss, mask_columns, row_mean
+from .proxy_base import PROXY_LR_MULT, ProxyLoss, mask_columns, weighted_softmax_cross_entropy
 
 CF_SCALE = LossFlag("cf_scale", 64.0, float, "cosface: scale s of the cosine logits (paper: 64)", range=POSITIVE)
 CF_MARGIN = LossFlag("cf_margin", 0.35, float, "cosface: margin m subtracted from the target cosine (paper: 0.35)",
@@ -49,7 +49,7 @@ class CosFaceLoss(ProxyLoss):
     def objective(self, F, x, proxies, targets, row_weights, column_weights):
         cos = F.dot(x, proxies, transpose_b=True)
         logits = mask_columns(F, self.scale * (cos - self.margin * targets), column_weights)
-        return row_mean(F, -F.sum(targets * F.log_softmax(logits, axis=1), axis=1), row_weights)
+        return weighted_softmax_cross_entropy(F, logits, targets, row_weights)
 
     def __repr__(self):
         return f"{self.__class__.__name__}(scale={self.scale}, margin={self.margin}, {self._proxy_repr()})"

@@ -1,7 +1,7 @@
 """Norm-SoftMax (NormFace): softmax cross-entropy over scaled cosines to class proxies."""
 from ._checks import check_real
 from ._flag import POSITIVE, LossFlag
-from .proxy_base import PROXY_LR_MULT, ProxyLoss, mask_columns, row_mean
+from .proxy_base import PROXY_LR_MULT, ProxyLoss, mask_columns, weighted_softmax_cross_entropy
 
 NS_SCALE = LossFlag("ns_scale", 23.0, float,
                     "norm_softmax: scale s of the cosine logits, 1 / temperature (the PS release: 23)",
@@ -52,7 +52,7 @@ class NormSoftmaxLoss(ProxyLoss):
 
     def objective(self, F, x, proxies, targets, row_weights, column_weights):
         logits = mask_columns(F, self.scale * F.dot(x, proxies, transpose_b=True), column_weights)
-        return row_mean(F, -F.sum(targets * F.log_softmax(logits, axis=1), axis=1), row_weights)
+        return weighted_softmax_cross_entropy(F, logits, targets, row_weights)
 
     def __repr__(self):
         return f"{self.__class__.__name__}(scale={self.scale}, {self._proxy_repr()})"

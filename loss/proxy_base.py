@@ -141,6 +141,12 @@ def row_mean(F, values, row_weights):
     return F.sum(values * row_weights, axis=0, keepdims=True).reshape((1,)) / F.sum(row_weights).reshape((1,))
 
 
+def weighted_softmax_cross_entropy(F, logits, targets, row_weights):
+    """:func:`row_mean` of -sum_j T_ij log softmax(logits_i)_j: the cross-entropy of the softmax
+    losses (Norm-SoftMax, CosFace, ArcFace) over the rows that take part, (1,)."""
+    return row_mean(F, -F.sum(targets * F.log_softmax(logits, axis=1), axis=1), row_weights)
+
+
 def mask_columns(F, logits, column_weights, fill=-1e4):
     """``logits`` with the proxies that do not take part pushed to ``fill`` (out of any softmax)."""
     if column_weights is None:
