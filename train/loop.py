@@ -10,8 +10,8 @@ a state whose loss went non-finite.
 
 A network whose test embeddings are all non-finite (NaN or inf: it diverged, though its loss may
 have stayed finite), or all one point (collapsed: whether a huge learning rate leaves NaN or dead
-ReLUs depends on the CPU's kernels), is never kept as the best. Under ``--nan_policy=stop`` such an evaluation after
-training stops the run as a non-finite loss does (``NonFiniteEmbeddingsError``, exit 1): nothing of
+ReLUs depends on the CPU's kernels), is never kept as the best. Under ``--nan_policy=stop`` such an
+evaluation after training stops the run as a non-finite loss does (``NonFiniteEmbeddingsError``, exit 1): nothing of
 it is written (no model_last/model_best, summary.csv row, results or checkpoint), so the last
 checkpoint and model_best.params stay those of good states, to resume from with a lower learning
 rate. Under ``--nan_policy=skip_batch``, which tolerates what diverged, it is recorded (its count in
@@ -208,15 +208,14 @@ class TrainingLoop:
         values, embeddings = self._evaluate_split(parts.test_loader, parts.data.test_labels, epoch)
         non_finite = int(non_finite_rows(embeddings).sum())
         collapsed = state.pending_eval == "epoch" and is_one_point(embeddings)
-        if collapsed and self.args.nan_policy == "stop":
-            raise NonFiniteEmbeddingsError(
-                "the test embeddings after epoch %d are %s: the network diverged and was not kept; %s" % (
-                    epoch, _collapse_description(non_finite, len(embeddings)),
-                    self._lower_rate_advice(state.global_step - 1)))
         if collapsed:
+            what = _collapse_description(non_finite, len(embeddings))
+            if self.args.nan_policy == "stop":
+                raise NonFiniteEmbeddingsError(
+                    "the test embeddings after epoch %d are %s: the network diverged and was not kept; %s"
+                    % (epoch, what, self._lower_rate_advice(state.global_step - 1)))
             logger.warning("the test embeddings after epoch %d are %s: that network cannot be the best "
-                           "(--nan_policy=skip_batch goes on)", epoch,
-                           _collapse_description(non_finite, len(embeddings)))
+                           "(--nan_policy=skip_batch goes on)", epoch, what)
         val_values = (self._evaluate_split(parts.data.val_loader, parts.data.val_labels, epoch)[0]
                       if self.has_val else None)
         with self.interrupts.deferred():

@@ -14,6 +14,7 @@ when ``value(r) > value(b)``, strictly: a tie keeps the earlier epoch, as the re
 """
 from dataclasses import dataclass
 
+from data.validation_split import ValidationSplit
 from utils.metrics.names import metric_keys
 
 SPLITS = ("test", "val")
@@ -43,7 +44,7 @@ class Selection:
 
 def has_validation_split(args):
     """True when the run holds out a validation split of its training classes."""
-    return getattr(args, "val_classes", None) is not None or getattr(args, "folds", None) is not None
+    return ValidationSplit.from_args(args) is not None
 
 
 def selection_from_args(args):
